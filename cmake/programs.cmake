@@ -1,0 +1,1 @@
+# The programs. Filled in as the modules land.
