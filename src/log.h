@@ -9,6 +9,7 @@
 #define PD_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level { LOG_L_ERROR = 0, LOG_L_WARNING, LOG_L_INFO, LOG_L_DEBUG };
 enum log_target { LOG_T_STDERR = 0, LOG_T_SYSLOG };

@@ -1,0 +1,226 @@
+/* pp.c - the Postfix policy delegation protocol codec: an incremental, bounded
+ * parser for `name=value` requests and the reply formatter.
+ *
+ * The parser looks at one byte at a time so that an error is reported at the
+ * same byte, with the same reason, however the input is split into reads.
+ * Bytes of the request in progress are copied into a parser buffer (line ends
+ * become NULs, the first '=' of each line too); a complete request is copied
+ * into one allocation together with its struct, so freeing it is one free().
+ *
+ * Limits (see pp.h): a line's name=value bytes, without its CR/LF, may be
+ * PP_MAX_LINE long; the whole request, counting every byte received including
+ * line ends and the terminating empty line, may be PP_MAX_REQUEST long. */
+#include "pp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* After a big request the parser gives back its buffer: a connection that sat
+ * through one 64 KiB request should not keep 64 KiB for the rest of its life. */
+#define PP_KEEP_BUF 4096
+#define PP_INIT_BUF 1024
+
+struct pp_parser {
+    char *buf;         /* bytes of the request in progress, NUL-separated */
+    size_t len, cap;   /* bytes in buf; allocated size */
+    size_t line_start; /* offset of the current line in buf */
+    size_t total;      /* raw bytes of the request so far (PP_MAX_REQUEST) */
+    size_t nattrs;     /* complete attribute lines so far */
+    size_t name_off[PP_MAX_ATTRS];
+    size_t value_off[PP_MAX_ATTRS];
+    int failed;   /* PP_ERROR was returned: no more input */
+    char err[96]; /* reason for PP_ERROR */
+};
+
+struct pp_parser *pp_parser_new(void)
+{
+    return calloc(1, sizeof(struct pp_parser));
+}
+
+void pp_parser_free(struct pp_parser **pp)
+{
+    if (pp == NULL || *pp == NULL)
+        return;
+    free((*pp)->buf);
+    free(*pp);
+    *pp = NULL;
+}
+
+const char *pp_parser_error(const struct pp_parser *p)
+{
+    return p->err[0] ? p->err : "no error";
+}
+
+int pp_parser_idle(const struct pp_parser *p)
+{
+    return p->total == 0;
+}
+
+static enum pp_status pp_fail(struct pp_parser *p, const char *reason)
+{
+    p->failed = 1;
+    snprintf(p->err, sizeof(p->err), "%s", reason);
+    return PP_ERROR;
+}
+
+/* pp_reset: forget the request in progress (after it was handed out). */
+static void pp_reset(struct pp_parser *p)
+{
+    p->len = p->line_start = p->total = p->nattrs = 0;
+    if (p->cap > PP_KEEP_BUF) {
+        free(p->buf);
+        p->buf = NULL;
+        p->cap = 0;
+    }
+}
+
+/* pp_put: append one byte. The request bound keeps buf at most PP_MAX_REQUEST. */
+static int pp_put(struct pp_parser *p, char c)
+{
+    if (p->len == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : PP_INIT_BUF;
+        if (ncap > PP_MAX_REQUEST)
+            ncap = PP_MAX_REQUEST;
+        char *nb = realloc(p->buf, ncap);
+        if (nb == NULL)
+            return -1;
+        p->buf = nb;
+        p->cap = ncap;
+    }
+    p->buf[p->len++] = c;
+    return 0;
+}
+
+/* pp_end_line: the LF of a non-empty line was stored as NUL at buf[len-1]. */
+static enum pp_status pp_end_line(struct pp_parser *p, size_t content)
+{
+    char *line = p->buf + p->line_start;
+    char *eq = memchr(line, '=', content);
+
+    if (eq == NULL)
+        return pp_fail(p, "line without '='");
+    if (eq == line)
+        return pp_fail(p, "empty attribute name");
+    if (p->nattrs == PP_MAX_ATTRS)
+        return pp_fail(p, "too many attributes");
+    line[content] = '\0'; /* drops a CR before the LF */
+    *eq = '\0';
+    for (size_t i = 0; i < p->nattrs; i++) {
+        if (strcmp(p->buf + p->name_off[i], line) == 0) {
+            /* the name is remote data: bounded here, escaped by the logger */
+            snprintf(p->err, sizeof(p->err), "duplicate attribute %.64s", line);
+            p->failed = 1;
+            return PP_ERROR;
+        }
+    }
+    p->name_off[p->nattrs] = p->line_start;
+    p->value_off[p->nattrs] = (size_t)(eq + 1 - p->buf);
+    p->nattrs++;
+    p->line_start = p->len;
+    return PP_NEED_MORE;
+}
+
+/* pp_finish: copy the request out into one allocation. */
+static struct pp_request *pp_finish(struct pp_parser *p)
+{
+    struct pp_request *req = malloc(sizeof(*req) + p->len);
+    if (req == NULL)
+        return NULL;
+    req->buf = (char *)(req + 1);
+    memcpy(req->buf, p->buf, p->len);
+    req->nattrs = p->nattrs;
+    for (size_t i = 0; i < p->nattrs; i++) {
+        req->attrs[i].name = req->buf + p->name_off[i];
+        req->attrs[i].value = req->buf + p->value_off[i];
+    }
+    pp_reset(p);
+    return req;
+}
+
+enum pp_status pp_parser_feed(struct pp_parser *p, const char *data, size_t len, size_t *consumed,
+                              struct pp_request **out)
+{
+    *out = NULL;
+    *consumed = 0;
+    if (p->failed)
+        return PP_ERROR;
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        size_t linelen = p->len - p->line_start;
+
+        if (p->total == PP_MAX_REQUEST)
+            return pp_fail(p, "request too large");
+        p->total++;
+        if (c == '\0')
+            return pp_fail(p, "NUL byte");
+        if (c != '\n') {
+            /* One byte past the limit is allowed only as the CR of a CRLF;
+             * anything after it makes the line too long for certain. */
+            if (linelen > PP_MAX_LINE || (linelen == PP_MAX_LINE && c != '\r'))
+                return pp_fail(p, "line too long");
+            if (pp_put(p, c) < 0)
+                return pp_fail(p, "out of memory");
+            continue;
+        }
+        size_t content = linelen;
+        if (content > 0 && p->buf[p->line_start + content - 1] == '\r')
+            content--;
+        if (content > PP_MAX_LINE) /* not reachable given the check above */
+            return pp_fail(p, "line too long");
+        if (content == 0) {
+            if (p->nattrs == 0)
+                return pp_fail(p, "empty request");
+            *consumed = i + 1;
+            *out = pp_finish(p);
+            if (*out == NULL)
+                return pp_fail(p, "out of memory");
+            return PP_REQUEST;
+        }
+        if (pp_put(p, '\0') < 0)
+            return pp_fail(p, "out of memory");
+        if (pp_end_line(p, content) == PP_ERROR)
+            return PP_ERROR;
+    }
+    *consumed = len;
+    return PP_NEED_MORE;
+}
+
+const char *pp_get(const struct pp_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nattrs; i++)
+        if (strcmp(req->attrs[i].name, name) == 0)
+            return req->attrs[i].value;
+    return "";
+}
+
+int pp_has(const struct pp_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nattrs; i++)
+        if (strcmp(req->attrs[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+void pp_request_free(struct pp_request **rp)
+{
+    if (rp == NULL || *rp == NULL)
+        return;
+    free(*rp); /* buf lives in the same allocation */
+    *rp = NULL;
+}
+
+int pp_format_reply(char *buf, size_t sz, const char *action)
+{
+    if (action == NULL || action[0] == '\0')
+        return -1;
+    size_t n = strnlen(action, PP_MAX_ACTION + 1);
+    if (n > PP_MAX_ACTION || strpbrk(action, "\r\n") != NULL)
+        return -1;
+    if (sz < n + sizeof("action=\n\n")) /* sizeof counts the NUL */
+        return -1;
+    memcpy(buf, "action=", 7);
+    memcpy(buf + 7, action, n);
+    memcpy(buf + 7 + n, "\n\n", 3);
+    return (int)(n + 9);
+}
