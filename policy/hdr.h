@@ -16,9 +16,9 @@
 
 struct hdr_spf {
     enum spf_res result;
-    int identity_helo;     /* 0: identity=mailfrom, 1: identity=helo (null sender) */
-    const char *client_ip; /* "192.0.2.7" */
-    const char *helo;      /* HELO name as given by the client ("" if none) */
+    int identity_helo;         /* 0: identity=mailfrom, 1: identity=helo (null sender) */
+    const char *client_ip;     /* "192.0.2.7" */
+    const char *helo;          /* HELO name as given by the client ("" if none) */
     const char *envelope_from; /* the MAIL FROM as given ("" for <>) */
     const char *domain;        /* the domain evaluated (sender domain or HELO) */
     const char *receiver;      /* our host name */

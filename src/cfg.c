@@ -142,7 +142,7 @@ static const struct cfg_row cfg_rows[] = {
                  "reuse an SPF verdict for the same client and sender this long (0: never)"),
 
     /* logging */
-    ROW_ENUM("log_target", "syslog", "syslog|stderr", 1, log_target, target_names, target_values,
+    ROW_ENUM("log", "syslog", "syslog|stderr", 1, log_target, target_names, target_values,
              "log to syslog (mail facility) or standard error"),
     ROW_ENUM("log_level", "info", "error|warning|info|debug", 1, log_level, level_names,
              level_values, "least severe level logged"),

@@ -34,27 +34,28 @@ enum cfg_spf_headers {
 
 struct pd_config {
     /* listeners and processes (not reloadable) */
-    struct cfg_list listen; /* "inet:HOST:PORT", "inet:[V6]:PORT", "unix:PATH"; default inet:127.0.0.1:10040 */
-    unsigned socket_mode;   /* unix socket mode; default 0666 */
-    char *socket_owner;     /* "user[:group]" for unix sockets; default "" = unchanged */
-    char *user;             /* drop privileges to this user after binding; default "" = stay */
-    char *pid_file;         /* default "" = none */
-    unsigned workers;       /* SPF worker processes; default 4, 1..256 */
+    struct cfg_list
+        listen; /* "inet:HOST:PORT", "inet:[V6]:PORT", "unix:PATH"; default inet:127.0.0.1:10040 */
+    unsigned socket_mode;     /* unix socket mode; default 0666 */
+    char *socket_owner;       /* "user[:group]" for unix sockets; default "" = unchanged */
+    char *user;               /* drop privileges to this user after binding; default "" = stay */
+    char *pid_file;           /* default "" = none */
+    unsigned workers;         /* SPF worker processes; default 4, 1..256 */
     unsigned max_connections; /* default 1000, 1..1000000 (reloadable) */
     unsigned idle_timeout_ms; /* default 600s (reloadable) */
 
     /* DNS (reloadable) */
-    struct cfg_list dns_servers; /* "IP[:PORT]"; default empty = /etc/resolv.conf */
-    unsigned dns_timeout_ms;     /* per attempt; default 2s, 100ms..60s */
-    unsigned dns_retries;        /* extra attempts; default 2, 0..10 */
-    unsigned dns_cache_size;     /* entries; default 100000, 0..10000000 */
+    struct cfg_list dns_servers;    /* "IP[:PORT]"; default empty = /etc/resolv.conf */
+    unsigned dns_timeout_ms;        /* per attempt; default 2s, 100ms..60s */
+    unsigned dns_retries;           /* extra attempts; default 2, 0..10 */
+    unsigned dns_cache_size;        /* entries; default 100000, 0..10000000 */
     unsigned evaluation_timeout_ms; /* total SPF deadline; default 10s, 1s..90s */
 
     /* decisions (reloadable) */
     struct cfg_list trusted_networks; /* CIDR; default "127.0.0.0/8 ::1/128" */
     int skip_authenticated;           /* default yes */
-    char *hostname;      /* our name (Received-SPF receiver); default gethostname() */
-    char *authserv_id;   /* Authentication-Results id; default = hostname */
+    char *hostname;                   /* our name (Received-SPF receiver); default gethostname() */
+    char *authserv_id;                /* Authentication-Results id; default = hostname */
     enum cfg_spf_headers spf_headers; /* default received-spf */
     unsigned instance_table_size;     /* messages remembered; default 50000, 100..10000000 */
     unsigned instance_timeout_ms;     /* how long a message is remembered; default 1h */
@@ -80,15 +81,14 @@ void cfg_print_nondefault(const struct pd_config *c, FILE *out);
  * differs, write "name: changed, restart needed" lines into msg (newline-separated)
  * and copy the OLD value into *next (so a reload applies only reloadable ones).
  * Returns the number of such settings. */
-int cfg_reload_merge(const struct pd_config *old, struct pd_config *next, char *msg,
-                     size_t msglen);
+int cfg_reload_merge(const struct pd_config *old, struct pd_config *next, char *msg, size_t msglen);
 
 /* Table introspection (for tests and docs checks). */
 struct cfg_info {
     const char *name;
-    const char *type;    /* "bool", "uint", "duration", "string", "enum", "list", "mode" */
-    const char *dflt;    /* default as written in a file ("" when empty/computed) */
-    const char *range;   /* "1..256", "syslog|stderr", ... or "" */
+    const char *type;  /* "bool", "uint", "duration", "string", "enum", "list", "mode" */
+    const char *dflt;  /* default as written in a file ("" when empty/computed) */
+    const char *range; /* "1..256", "syslog|stderr", ... or "" */
     int reloadable;
     const char *summary; /* one line */
 };

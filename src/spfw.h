@@ -31,9 +31,9 @@ struct spfw_pool;
 struct spfw_job;
 
 struct spfw_config {
-    unsigned workers;         /* processes, >= 1 */
-    unsigned eval_timeout_ms; /* total deadline per evaluation */
-    const char *receiver;     /* our host name for Received-SPF / %{r} (copied) */
+    unsigned workers;             /* processes, >= 1 */
+    unsigned eval_timeout_ms;     /* total deadline per evaluation */
+    const char *receiver;         /* our host name for Received-SPF / %{r} (copied) */
     unsigned verdict_cache_size;  /* entries, 0 disables; default 100000 */
     unsigned verdict_cache_ttl_s; /* cap on reuse of a verdict; default 300 */
 };

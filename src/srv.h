@@ -30,8 +30,8 @@ struct srv_conn;
 typedef void (*srv_request_fn)(struct srv_conn *c, struct pp_request *req, void *arg);
 
 struct srv_limits {
-    unsigned max_connections; /* further accepts are closed at once and counted */
-    unsigned idle_timeout_ms; /* a connection with no request in progress and no input */
+    unsigned max_connections;    /* further accepts are closed at once and counted */
+    unsigned idle_timeout_ms;    /* a connection with no request in progress and no input */
     unsigned request_timeout_ms; /* a started request must complete within this (slowloris) */
     unsigned socket_mode;        /* for unix listeners */
     const char *socket_owner;    /* "user[:group]" or NULL/"" */

@@ -83,7 +83,7 @@ static const struct {
     {"spf_headers = both\n", "spf_headers = both\n"},
     {"spf_headers = Authentication-Results\n", "spf_headers = authentication-results\n"},
     {"spf_headers = none\n", "spf_headers = none\n"},
-    {"log_target = stderr\n", "log_target = stderr\n"},
+    {"log = stderr\n", "log = stderr\n"},
     {"log_level = debug\n", "log_level = debug\n"},
     {"log_level = warning\n", "log_level = warning\n"},
     {"listen = inet:[::1]:10040, unix:/run/policyd-dmarc/p.sock\n",
@@ -166,8 +166,8 @@ static const struct {
     {"socket_mode = 01777\n", "%s:1: bad value \"01777\" for socket_mode: out of range 0000..0777"},
     {"spf_headers = all\n", "%s:1: bad value \"all\" for spf_headers: expected one of "
                             "received-spf|authentication-results|both|none"},
-    {"log_target = file\n",
-     "%s:1: bad value \"file\" for log_target: expected one of syslog|stderr"},
+    {"log = file\n",
+     "%s:1: bad value \"file\" for log: expected one of syslog|stderr"},
     {"log_level = notice\n",
      "%s:1: bad value \"notice\" for log_level: expected one of error|warning|info|debug"},
     {"listen =\n", "%s:1: bad value \"\" for listen: at least 1 item needed"},
@@ -514,7 +514,7 @@ static void test_values(void)
     ok(c == NULL && strlen(err) == 11, "error text truncated to errlen");
 
     /* typed fields land where they should */
-    c = load_text("log_target = stderr\nlog_level = debug\nspf_headers = both\n"
+    c = load_text("log = stderr\nlog_level = debug\nspf_headers = both\n"
                   "skip_authenticated = no\nsocket_mode = 0600\ndns_timeout = 250ms\n"
                   "hostname = mx1.example.org\n",
                   err, sizeof(err));
