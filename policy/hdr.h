@@ -35,7 +35,8 @@ struct hdr_spf {
 int hdr_received_spf(char *buf, size_t sz, const struct hdr_spf *h);
 
 /* hdr_auth_results: e.g.
- *   Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=alice@a.example
+ *   Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=a.example
+ * (the domain only: OpenDMARC compares the value from its @ on; docs/headers.md)
  * (smtp.helo=<helo> for the null sender). Returns length or -1. */
 int hdr_auth_results(char *buf, size_t sz, const struct hdr_spf *h);
 

@@ -124,12 +124,21 @@ t_is "$D_RC" "0" "SIGTERM: exit status 0"
 
 # --- listeners: unix socket and IPv6 ----------------------------------------------
 p6=$(h_free_port)
-d_config b "listen = unix:$T/policy.sock, inet:[::1]:$p6, inet:127.0.0.1:\$PORT" "socket_mode = 0660"
+d_config b "listen = unix:$T/policy.sock, inet:[::1]:$p6, inet:127.0.0.1:\$PORT" "socket_mode = 0660" "spf_headers = both"
 sed -i "s/\\\$PORT/$PD_PORT_b/" "$T/b.conf"
 d_start b
 r=$("$(h__python)" "$PD_SRC/t/lib/policy_client.py" --unix "$T/policy.sock" instance=u1 sender=alice@spf-pass.example)
 t_like "$r" "^b'action=PREPEND Received-SPF: pass" "unix socket listener"
 t_is "$(stat -c %a "$T/policy.sock")" "660" "unix socket mode from socket_mode"
+
+# spf_headers = both: the second header goes out with the next request of the
+# same message (here DATA), then DUNNO.
+r=$(d_ask b instance=both1 sender=alice@spf-pass.example)
+t_like "$r" "^b'action=PREPEND Received-SPF: pass" "both: first RCPT gets Received-SPF"
+r=$(d_ask b instance=both1 protocol_state=DATA sender=alice@spf-pass.example)
+t_is "$r" "b'action=PREPEND Authentication-Results: mx.test.example; spf=pass smtp.mailfrom=spf-pass.example\\n\\n'" "both: DATA of the same message gets Authentication-Results"
+r=$(d_ask b instance=both1 protocol_state=END-OF-MESSAGE sender=alice@spf-pass.example)
+t_is "$r" "b'action=DUNNO\\n\\n'" "both: then DUNNO"
 if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0))' 2>/dev/null; then
     r=$("$(h__python)" "$PD_SRC/t/lib/policy_client.py" --host ::1 --port "$p6" instance=v6 client_address=2001:db8::7 sender=alice@spf-pass.example)
     t_like "$r" "^b'action=PREPEND Received-SPF: fail .*client-ip=\"2001:db8::7\"" "IPv6 listener, IPv6 client address"

@@ -4,7 +4,9 @@
 # SPF pass and fail from different client addresses arrive with the right
 # header; a three-recipient message carries exactly one SPF header; a
 # malformed request on a raw socket closes that connection while Postfix
-# traffic continues.
+# traffic continues. spf_headers = both with the daemon also listed in
+# smtpd_data_restrictions (docs/postfix.md): every message, single-recipient
+# ones included, gets exactly one Received-SPF and one Authentication-Results.
 set -u
 . "$PD_SRC/t/lib/harness.sh"
 . "$PD_SRC/t/lib/daemon.sh"
@@ -18,9 +20,10 @@ spf-pass.example.        IN A   192.0.2.1
 mail.spf-pass.example.   IN A   192.0.2.7
 EOF
 h_dnsd "$T/zone"
-d_config pd
+d_config pd "spf_headers = both"
 d_start pd
-h_postfix "inet:127.0.0.1:$PD_PORT_pd"
+h_postfix "inet:127.0.0.1:$PD_PORT_pd" \
+    "smtpd_data_restrictions = check_policy_service { inet:127.0.0.1:$PD_PORT_pd, default_action=DUNNO }"
 
 # header_of FILE NAME: the values of header NAME (unfolded) in a message file.
 header_of() {
@@ -66,13 +69,19 @@ t_like "$h" "^Received-SPF: pass \(mx\.test\.example: domain of alice@spf-pass\.
 t_like "$h" "client-ip=192\.0\.2\.7;" "pass message: client-ip is the XCLIENT address"
 t_like "$h" "helo=mail\.spf-pass\.example;" "pass message: helo from XCLIENT"
 
+t_is "$(grep -c '^Received-SPF:' "$f")" "1" "pass message (one recipient): one Received-SPF"
+t_like "$(header_of "$f" Authentication-Results)" "^Authentication-Results: mx\.test\.example; spf=pass smtp\.mailfrom=spf-pass\.example$" "pass message (one recipient): Authentication-Results from the DATA request"
+t_is "$(grep -c '^Authentication-Results: mx.test.example' "$f")" "1" "pass message: exactly one Authentication-Results of ours"
+
 f=$(mail_with fail-body)
 t_like "$(header_of "$f" Received-SPF)" "^Received-SPF: fail .*client-ip=198\.51\.100\.7;" "fail message: Received-SPF fail"
+t_like "$(header_of "$f" Authentication-Results)" "spf=fail smtp\.mailfrom=spf-pass\.example" "fail message: Authentication-Results spf=fail"
 
 n=0
 for f in $(grep -l -F three-body $(h_mail_files)); do
     n=$((n + 1))
     t_is "$(grep -c '^Received-SPF:' "$f")" "1" "three-recipient message copy $n: exactly one Received-SPF header"
+    t_is "$(grep -c '^Authentication-Results: mx.test.example' "$f")" "1" "three-recipient message copy $n: exactly one Authentication-Results header"
 done
 t_is "$n" "3" "three-recipient message: three copies delivered"
 t_is "$(grep -c 'decision instance=.* sender=alice@spf-pass.example rcpt=a@test.example' "$T/pd.log")" "1" "one decision line for the three-recipient message"
