@@ -185,10 +185,13 @@ static void vd_log_decision(const struct vd_msg *m, const char *spf, const char 
     log_msg(LOG_L_INFO, "decision%s", line);
 }
 
-/* vd_next_action: the action for a request of a decided message. */
-static void vd_next_action(struct vd_msg *m, char *action, size_t sz)
+/* vd_next_action: the action for a request of a decided message. A pending
+ * header is never spent on an END-OF-MESSAGE request: Postfix cannot PREPEND
+ * there (access(5)), so it would be lost. */
+static void vd_next_action(struct vd_msg *m, const char *state, char *action, size_t sz)
 {
-    if (m->state == VD_DONE && m->next_header < m->nheaders)
+    if (m->state == VD_DONE && m->next_header < m->nheaders &&
+        strcasecmp(state, "END-OF-MESSAGE") != 0)
         snprintf(action, sz, "PREPEND %s", m->headers[m->next_header++]);
     else
         snprintf(action, sz, "DUNNO");
@@ -230,7 +233,7 @@ static void vd_spf_done(const struct spf_verdict *sv, void *arg)
 
     /* The first waiter is the request that started the evaluation. */
     for (size_t i = 0; i < m->nwaiters; i++) {
-        vd_next_action(m, action, sizeof(action));
+        vd_next_action(m, "RCPT", action, sizeof(action));
         if (i == 0)
             vd_log_decision(m, spf_res_name(sv->mfrom), sv->mfrom_domain, spf_res_name(sv->helo),
                             m->nheaders ? "PREPEND" : "DUNNO", NULL, sv->problem);
@@ -289,7 +292,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
             vd_reply_dunno(c, &req);
             return;
         }
-        vd_next_action(m, action, sizeof(action));
+        vd_next_action(m, state, action, sizeof(action));
         pp_request_free(&req);
         srv_reply(c, action);
         return;

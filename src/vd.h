@@ -6,7 +6,8 @@
  * decision is kept in the instance table so later requests of the same message
  * reuse it: no second evaluation, no duplicate header. With spf_headers = both
  * the second header goes out with the next request of the same message
- * (second RCPT, DATA or END-OF-MESSAGE): Postfix takes one action per reply.
+ * (second RCPT or DATA; never END-OF-MESSAGE, where Postfix cannot PREPEND):
+ * Postfix takes one action per reply.
  * One `decision` log line per message.
  *
  * Ownership: vd borrows the pool and the config it is given; vd_handle takes

@@ -135,6 +135,8 @@ t_is "$(stat -c %a "$T/policy.sock")" "660" "unix socket mode from socket_mode"
 # same message (here DATA), then DUNNO.
 r=$(d_ask b instance=both1 sender=alice@spf-pass.example)
 t_like "$r" "^b'action=PREPEND Received-SPF: pass" "both: first RCPT gets Received-SPF"
+r=$(d_ask b instance=both1 protocol_state=END-OF-MESSAGE sender=alice@spf-pass.example)
+t_is "$r" "b'action=DUNNO\\n\\n'" "both: no header spent on END-OF-MESSAGE (Postfix cannot PREPEND there)"
 r=$(d_ask b instance=both1 protocol_state=DATA sender=alice@spf-pass.example)
 t_is "$r" "b'action=PREPEND Authentication-Results: mx.test.example; spf=pass smtp.mailfrom=spf-pass.example\\n\\n'" "both: DATA of the same message gets Authentication-Results"
 r=$(d_ask b instance=both1 protocol_state=END-OF-MESSAGE sender=alice@spf-pass.example)
