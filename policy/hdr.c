@@ -298,3 +298,64 @@ int hdr_auth_results(char *buf, size_t sz, const struct hdr_spf *h)
     }
     return finish(&b);
 }
+
+/* Envelope-DMARC header budgets: 18 name + 12 result + comment 120 + 8+256
+ * domain + 8+256 record + 8+12 policy + 5+3 tag + 5+10 spf + 13+11 disposition
+ * + 8+120 reasons = 873 <= HDR_MAX. */
+#define B_D_DOMAIN 256
+#define B_D_WORD 12
+#define B_D_REASONS 120
+
+static void put_word(struct sb *b, const char *key, const char *raw, size_t budget)
+{
+    if (*nz(raw) == '\0')
+        return;
+    if (b->len > 0 && b->buf[b->len - 1] != ' ')
+        sb_puts(b, "; ");
+    sb_puts(b, key);
+    sb_puts(b, "=");
+    put_ar_value(b, raw, budget);
+}
+
+int hdr_envelope_dmarc(char *buf, size_t sz, const struct hdr_dmarc *d)
+{
+    struct sb b = {buf, sz, 0, sz == 0};
+
+    if (sz)
+        buf[0] = '\0';
+    sb_puts(&b, HDR_ENVELOPE_DMARC ": ");
+    put_ar_value(&b, *nz(d->result) ? d->result : "none", B_D_WORD);
+    sb_puts(&b, " (");
+    put_comment_text(&b, *nz(d->receiver) ? d->receiver : "localhost", B_C_RECEIVER);
+    sb_puts(&b, ": envelope DMARC, DKIM not evaluated) ");
+    put_word(&b, "domain", d->policy_domain, B_D_DOMAIN);
+    put_word(&b, "record", d->record_domain, B_D_DOMAIN);
+    put_word(&b, "policy", d->policy, B_D_WORD);
+    put_word(&b, "tag", d->tag, B_D_WORD);
+    put_word(&b, "spf", d->spf, B_D_WORD);
+    put_word(&b, "disposition", d->disposition, B_D_WORD);
+    put_word(&b, "reason", d->reasons, B_D_REASONS);
+    return finish(&b);
+}
+
+int hdr_reject_text(char *buf, size_t sz, const char *policy_domain, const char *policy,
+                    const char *spf, const char *client_ip)
+{
+    char dom[SCRATCH], ip[64];
+    int n;
+
+    /* The text is free-form (no quoting grammar), so sanitising is enough;
+     * the bounds keep the whole reply far below Postfix's limits. */
+    san_text(dom, sizeof dom, nz(policy_domain), 253);
+    san_text(ip, sizeof ip, nz(client_ip), 45);
+    n = snprintf(buf, sz,
+                 "envelope DMARC: %s publishes policy %s and SPF %s for %s (MAIL FROM domain; DKIM "
+                 "not evaluated)",
+                 dom, *nz(policy) ? policy : "reject", *nz(spf) ? spf : "fail", ip);
+    if (n < 0 || (size_t)n >= sz) {
+        if (sz)
+            buf[0] = '\0';
+        return -1;
+    }
+    return n;
+}

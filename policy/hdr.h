@@ -40,4 +40,35 @@ int hdr_received_spf(char *buf, size_t sz, const struct hdr_spf *h);
  * (smtp.helo=<helo> for the null sender). Returns length or -1. */
 int hdr_auth_results(char *buf, size_t sz, const struct hdr_spf *h);
 
+/* The envelope-DMARC verdict (our own header; never "dmarc=" in
+ * Authentication-Results, which requires header.from). Fields are fixed words
+ * or validated domain names; all still pass through sanitising and quoting. */
+struct hdr_dmarc {
+    const char *result;        /* "pass", "fail", "none", "temperror" */
+    const char *receiver;      /* our host name */
+    const char *policy_domain; /* MAIL FROM domain (HELO for the null sender) */
+    const char *record_domain; /* where the record was found; "" without one */
+    const char *policy;        /* the policy that applied: "none"/"quarantine"/"reject"; "" */
+    const char *tag;           /* which tag supplied it: "p", "sp", "np"; "" */
+    const char *spf;           /* SPF result of the policy domain */
+    const char *disposition;   /* "none", "quarantine", "reject" */
+    const char *reasons;       /* comma-separated RFC 9990 reason types, "" for none */
+};
+
+#define HDR_ENVELOPE_DMARC "X-Envelope-DMARC"
+
+/* hdr_envelope_dmarc: e.g.
+ *   X-Envelope-DMARC: fail (mx.example.org: envelope DMARC, DKIM not
+ *   evaluated) domain=a.example; record=a.example; policy=reject; tag=p;
+ *   spf=fail; disposition=reject
+ * (one line; reason=... added when reasons is not empty). Returns length or -1. */
+int hdr_envelope_dmarc(char *buf, size_t sz, const struct hdr_dmarc *d);
+
+/* hdr_reject_text: the text after the reply code of a DMARC reject, e.g.
+ *   "envelope DMARC: a.example publishes policy reject and SPF fail for 192.0.2.7
+ *    (MAIL FROM domain; DKIM not evaluated)"
+ * Sanitised, one line, at most 400 bytes. Returns length or -1. */
+int hdr_reject_text(char *buf, size_t sz, const char *policy_domain, const char *policy,
+                    const char *spf, const char *client_ip);
+
 #endif

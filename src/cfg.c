@@ -52,6 +52,13 @@ static int check_owner(const char *s, char *why, size_t whylen);
 static int check_username(const char *s, char *why, size_t whylen);
 static int check_abspath(const char *s, char *why, size_t whylen);
 static int check_hostname(const char *s, char *why, size_t whylen);
+static int check_domain(const char *s, char *why, size_t whylen);
+static int check_reject_action(const char *s, char *why, size_t whylen);
+static int check_quarantine_action(const char *s, char *why, size_t whylen);
+static int check_redis(const char *s, char *why, size_t whylen);
+static int check_prefix(const char *s, char *why, size_t whylen);
+static int check_email(const char *s, char *why, size_t whylen);
+static int check_text(const char *s, char *why, size_t whylen);
 
 static const char *const hdr_names[] = {"received-spf", "authentication-results", "both", "none",
                                         NULL};
@@ -61,6 +68,20 @@ static const char *const target_names[] = {"syslog", "stderr", NULL};
 static const int target_values[] = {LOG_T_SYSLOG, LOG_T_STDERR};
 static const char *const level_names[] = {"error", "warning", "info", "debug", NULL};
 static const int level_values[] = {LOG_L_ERROR, LOG_L_WARNING, LOG_L_INFO, LOG_L_DEBUG};
+static const char *const dmode_names[] = {"rfc9989", "rfc7489", NULL};
+static const int dmode_values[] = {CFG_DMARC_RFC9989, CFG_DMARC_RFC7489};
+static const char *const org_names[] = {"treewalk", "psl", NULL};
+static const int org_values[] = {CFG_ORG_TREEWALK, CFG_ORG_PSL};
+static const char *const temperr_names[] = {"dunno", "defer", NULL};
+static const int temperr_values[] = {CFG_TEMPERROR_DUNNO, CFG_TEMPERROR_DEFER};
+static const char *const weak_names[] = {"none", "quarantine", "policy", NULL};
+static const int weak_values[] = {CFG_WEAK_NONE, CFG_WEAK_QUARANTINE, CFG_WEAK_POLICY};
+static const char *const disp_names[] = {"none", "quarantine", "reject", NULL};
+static const int disp_values[] = {CFG_DISP_NONE, CFG_DISP_QUARANTINE, CFG_DISP_REJECT};
+static const char *const stage_names[] = {"rcpt", "end-of-message", NULL};
+static const int stage_values[] = {CFG_COUNT_RCPT, CFG_COUNT_EOM};
+static const char *const rfmt_names[] = {"rfc9990", "rfc7489", NULL};
+static const int rfmt_values[] = {CFG_REPORT_RFC9990, CFG_REPORT_RFC7489};
 
 #define OFF(f) offsetof(struct pd_config, f)
 #define MS_SEC 1000ULL
@@ -80,6 +101,8 @@ static const int level_values[] = {LOG_L_ERROR, LOG_L_WARNING, LOG_L_INFO, LOG_L
     ROW(name, "list", dflt, "", rel, summary, T_LIST, field, 0, 0, NULL, NULL, check, mi)
 #define ROW_STRING(name, rel, field, check, summary)                                               \
     ROW(name, "string", "", "", rel, summary, T_STRING, field, 0, 0, NULL, NULL, check, 0)
+#define ROW_STRINGD(name, dflt, rel, field, check, summary)                                        \
+    ROW(name, "string", dflt, "", rel, summary, T_STRING, field, 0, 0, NULL, NULL, check, 0)
 #define ROW_BOOL(name, dflt, rel, field, summary)                                                  \
     ROW(name, "bool", dflt, "yes|no", rel, summary, T_BOOL, field, 0, 0, NULL, NULL, NULL, 0)
 #define ROW_ENUM(name, dflt, range, rel, field, names, values, summary)                            \
@@ -140,6 +163,63 @@ static const struct cfg_row cfg_rows[] = {
                  "forget a message after this long"),
     ROW_DURATION("verdict_cache_ttl", "5m", "0s..1d", 1, verdict_cache_ttl_ms, 0, MS_DAY,
                  "reuse an SPF verdict for the same client and sender this long (0: never)"),
+
+    /* envelope DMARC */
+    ROW_BOOL("dmarc", "yes", 1, dmarc,
+             "evaluate envelope DMARC (policy domain = MAIL FROM domain) and act on it"),
+    ROW_ENUM("dmarc_mode", "rfc9989", "rfc9989|rfc7489", 1, dmarc_mode, dmode_names, dmode_values,
+             "DMARC semantics: RFC 9989 (pct ignored) or RFC 7489 (pct sampling)"),
+    ROW_ENUM("org_domain_method", "treewalk", "treewalk|psl", 1, org_domain_method, org_names,
+             org_values, "organizational domain: RFC 9989 DNS tree walk or Public Suffix List"),
+    ROW_STRINGD("psl_file", "/usr/share/publicsuffix/public_suffix_list.dat", 1, psl_file,
+                check_abspath, "Public Suffix List file (org_domain_method = psl)"),
+    ROW_STRINGD(
+        "reject_action", "550 5.7.1", 1, reject_action, check_reject_action,
+        "reply code for disposition reject (5XX X.Y.Z, 4XX X.Y.Z, REJECT or DEFER_IF_PERMIT)"),
+    ROW_STRINGD("quarantine_action", "prepend", 1, quarantine_action, check_quarantine_action,
+                "disposition quarantine: prepend, hold, filter:TRANSPORT:DESTINATION or reject"),
+    ROW_ENUM("temperror_action", "dunno", "dunno|defer", 1, temperror_action, temperr_names,
+             temperr_values, "SPF or DMARC temperror: accept (dunno) or DEFER_IF_PERMIT 4.7.1"),
+    ROW_ENUM("weak_spf_disposition", "none", "none|quarantine|policy", 1, weak_spf_disposition,
+             weak_names, weak_values,
+             "SPF softfail/neutral/none/permerror under p=quarantine/reject: none, at most "
+             "quarantine, or the policy as for fail"),
+    ROW_ENUM("max_disposition", "reject", "none|quarantine|reject", 1, max_disposition, disp_names,
+             disp_values, "cap on the disposition applied (lowered: local_policy)"),
+    ROW_LIST("trusted_forwarders", "", 1, trusted_forwarders, check_cidr, 0,
+             "forwarders (CIDR) whose mail gets disposition none (reason trusted_forwarder)"),
+    ROW_LIST("whitelist_sender_domains", "", 1, whitelist_sender_domains, check_domain, 0,
+             "sender domains (and subdomains) exempt from DMARC action (reason local_policy)"),
+    ROW_BOOL("dmarc_header", "yes", 1, dmarc_header,
+             "prepend an X-Envelope-DMARC header with the envelope-DMARC verdict"),
+
+    /* counters in Redis */
+    ROW_STRING("redis", 1, redis, check_redis,
+               "Redis for counters: tcp:HOST:PORT or unix:/PATH (empty: no counting)"),
+    ROW_STRING("redis_password", 1, redis_password, check_text, "Redis AUTH password"),
+    ROW_UINT("redis_db", "0", "0..1000", 1, redis_db, 0, 1000, "Redis database number"),
+    ROW_STRINGD("redis_prefix", "pd", 1, redis_prefix, check_prefix,
+                "prefix of every Redis key (share one Redis between sites)"),
+    ROW_DURATION("counter_retention", "7d", "1h..366d", 1, counter_retention_ms, MS_HOUR,
+                 366 * MS_DAY, "counters expire this long after their last update"),
+    ROW_ENUM("count_stage", "rcpt", "rcpt|end-of-message", 1, count_stage, stage_names,
+             stage_values, "count a message at its first RCPT or at END-OF-MESSAGE (exact)"),
+    ROW_UINT("counter_buffer", "100000", "0..10000000", 1, counter_buffer, 0, 10000000,
+             "rows kept in memory while Redis is away (more are dropped and counted)"),
+
+    /* the reporter */
+    ROW_STRING("report_org_name", 1, report_org_name, check_text,
+               "org_name in aggregate reports (empty: hostname)"),
+    ROW_STRING("report_email", 1, report_email, check_email,
+               "contact address in reports and their From: (required to mail reports)"),
+    ROW_STRING("report_extra_contact", 1, report_extra_contact, check_text,
+               "extra_contact_info in reports"),
+    ROW_ENUM("report_format", "rfc9990", "rfc9990|rfc7489", 1, report_format, rfmt_names,
+             rfmt_values, "aggregate report XML: RFC 9990 or RFC 7489"),
+    ROW_STRINGD("sendmail_command", "/usr/sbin/sendmail", 1, sendmail_command, check_abspath,
+                "program the reports are handed to (run as: -t -oi -f FROM, no shell)"),
+    ROW_UINT("report_max_size", "10485760", "1024..1073741824", 1, report_max_size, 1024,
+             1073741824, "largest compressed report sent to a rua without a smaller !size"),
 
     /* logging */
     ROW_ENUM("log", "syslog", "syslog|stderr", 1, log_target, target_names, target_values,
@@ -455,6 +535,125 @@ static int check_hostname(const char *s, char *why, size_t whylen)
 {
     if (*s != '\0' && !hostchars(s))
         return whyf(why, whylen, "only letters, digits, '-', '.' and '_' are allowed");
+    return 0;
+}
+
+/* A domain name: LDH labels of 1..63, 253 in all, no trailing dot needed. */
+static int check_domain(const char *s, char *why, size_t whylen)
+{
+    size_t len = strlen(s), lab = 0;
+
+    if (len == 0 || len > 253)
+        return whyf(why, whylen, "not a domain name");
+    for (const char *p = s; *p; p++) {
+        if (*p == '.') {
+            if (lab == 0)
+                return whyf(why, whylen, "empty label");
+            lab = 0;
+        } else if (isalnum((unsigned char)*p) || *p == '-' || *p == '_') {
+            if (++lab > 63)
+                return whyf(why, whylen, "label longer than 63 characters");
+        } else {
+            return whyf(why, whylen, "not a domain name");
+        }
+    }
+    return 0;
+}
+
+/* reject_action: what Postfix gets for a DMARC reject (the daemon appends the
+ * explanation text). An empty action, a 2XX code or anything Postfix would not
+ * read as a refusal is refused here rather than silently accepting mail. */
+static int check_reject_action(const char *s, char *why, size_t whylen)
+{
+    if (strcasecmp(s, "REJECT") == 0 || strcasecmp(s, "DEFER_IF_PERMIT") == 0 ||
+        strcasecmp(s, "DEFER") == 0)
+        return 0;
+    if ((s[0] == '4' || s[0] == '5') && isdigit((unsigned char)s[1]) &&
+        isdigit((unsigned char)s[2]) && (s[3] == '\0' || s[3] == ' ')) {
+        const char *d = s + 3;
+
+        while (*d == ' ')
+            d++;
+        if (*d == '\0')
+            return 0;
+        /* enhanced status code X.Y.Z with X equal to the reply's first digit */
+        if (d[0] == s[0] && d[1] == '.' && strspn(d + 2, "0123456789.") == strlen(d + 2) &&
+            strchr(d + 2, '.') != NULL)
+            return 0;
+    }
+    return whyf(why, whylen, "expected 5XX [X.Y.Z], 4XX [X.Y.Z], REJECT, DEFER or DEFER_IF_PERMIT");
+}
+
+static int check_quarantine_action(const char *s, char *why, size_t whylen)
+{
+    const char *colon;
+
+    if (strcmp(s, "prepend") == 0 || strcmp(s, "hold") == 0 || strcmp(s, "reject") == 0)
+        return 0;
+    if (strncmp(s, "filter:", 7) == 0 && (colon = strchr(s + 7, ':')) != NULL && colon > s + 7 &&
+        colon[1] != '\0' && strpbrk(s, " \t") == NULL)
+        return 0;
+    return whyf(why, whylen, "expected prepend, hold, reject or filter:TRANSPORT:DESTINATION");
+}
+
+/* redis: tcp:HOST:PORT (HOST may be [IPv6]) or unix:/ABSOLUTE/PATH. */
+static int check_redis(const char *s, char *why, size_t whylen)
+{
+    const char *port;
+    char *end;
+    unsigned long v;
+
+    if (*s == '\0')
+        return 0;
+    if (strncmp(s, "unix:/", 6) == 0 && strlen(s) - 5 < sizeof(((struct sockaddr_un *)0)->sun_path))
+        return 0;
+    if (strncmp(s, "tcp:", 4) != 0 || (port = strrchr(s + 4, ':')) == NULL || port == s + 4)
+        return whyf(why, whylen, "expected tcp:HOST:PORT or unix:/PATH");
+    errno = 0;
+    v = strtoul(port + 1, &end, 10);
+    if (port[1] == '\0' || *end != '\0' || errno || v == 0 || v > 65535)
+        return whyf(why, whylen, "bad port");
+    return 0;
+}
+
+/* redis_prefix: printable, no space, no '{' '}' (they would break the
+ * Cluster hash tags) and no ':' at the end. */
+static int check_prefix(const char *s, char *why, size_t whylen)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64)
+        return whyf(why, whylen, "1..64 characters");
+    for (const char *p = s; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '{' || *p == '}')
+            return whyf(why, whylen, "no spaces, braces or control characters");
+    if (s[n - 1] == ':')
+        return whyf(why, whylen, "must not end with ':'");
+    return 0;
+}
+
+/* report_email: local@domain, printable ASCII, no spaces or angle brackets. */
+static int check_email(const char *s, char *why, size_t whylen)
+{
+    const char *at = strrchr(s, '@');
+
+    if (*s == '\0')
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '<' || *p == '>' || *p == '"' || *p == ',')
+            return whyf(why, whylen, "not a plain mail address");
+    if (at == NULL || at == s || at[1] == '\0' || check_domain(at + 1, why, whylen) < 0)
+        return whyf(why, whylen, "expected local@domain");
+    return 0;
+}
+
+/* Free text that ends up in report XML or mail headers: printable, no
+ * control characters (UTF-8 allowed). */
+static int check_text(const char *s, char *why, size_t whylen)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < ' ' || *p == 0x7f)
+            return whyf(why, whylen, "control characters are not allowed");
     return 0;
 }
 

@@ -32,6 +32,14 @@ enum cfg_spf_headers {
     CFG_HDR_NONE,
 };
 
+enum { CFG_DMARC_RFC9989 = 0, CFG_DMARC_RFC7489 };
+enum { CFG_ORG_TREEWALK = 0, CFG_ORG_PSL };
+enum { CFG_TEMPERROR_DUNNO = 0, CFG_TEMPERROR_DEFER };
+enum { CFG_WEAK_NONE = 0, CFG_WEAK_QUARANTINE, CFG_WEAK_POLICY };
+enum { CFG_DISP_NONE = 0, CFG_DISP_QUARANTINE, CFG_DISP_REJECT };
+enum { CFG_COUNT_RCPT = 0, CFG_COUNT_EOM };
+enum { CFG_REPORT_RFC9990 = 0, CFG_REPORT_RFC7489 };
+
 struct pd_config {
     /* listeners and processes (not reloadable) */
     struct cfg_list
@@ -60,6 +68,37 @@ struct pd_config {
     unsigned instance_table_size;     /* messages remembered; default 50000, 100..10000000 */
     unsigned instance_timeout_ms;     /* how long a message is remembered; default 1h */
     unsigned verdict_cache_ttl_ms;    /* SPF verdict reuse cap; default 300s, 0 disables */
+
+    /* envelope DMARC (reloadable) */
+    int dmarc;               /* evaluate envelope DMARC; default yes */
+    int dmarc_mode;          /* CFG_DMARC_RFC9989 (default) | CFG_DMARC_RFC7489 */
+    int org_domain_method;   /* CFG_ORG_TREEWALK (default) | CFG_ORG_PSL */
+    char *psl_file;          /* default /usr/share/publicsuffix/public_suffix_list.dat */
+    char *reject_action;     /* Postfix action + code for reject; default "550 5.7.1" */
+    char *quarantine_action; /* "prepend" (default) | "hold" | "filter:TRANSPORT:DEST" | "reject" */
+    int temperror_action;    /* CFG_TEMPERROR_DUNNO (default) | CFG_TEMPERROR_DEFER */
+    int weak_spf_disposition; /* CFG_WEAK_NONE (default) | CFG_WEAK_QUARANTINE | CFG_WEAK_POLICY */
+    int max_disposition;      /* CFG_DISP_NONE | CFG_DISP_QUARANTINE | CFG_DISP_REJECT (default) */
+    struct cfg_list trusted_forwarders;       /* CIDR; reason trusted_forwarder */
+    struct cfg_list whitelist_sender_domains; /* domains (and their subdomains); local_policy */
+    int dmarc_header;                         /* prepend X-Envelope-DMARC; default yes */
+
+    /* counters in Redis (reloadable) */
+    char *redis;                   /* "tcp:HOST:PORT" or "unix:PATH"; default "" = no counting */
+    char *redis_password;          /* AUTH; default "" */
+    unsigned redis_db;             /* SELECT; default 0, 0..1000 */
+    char *redis_prefix;            /* key prefix; default "pd" */
+    unsigned counter_retention_ms; /* key TTL; default 7d, 1h..366d */
+    int count_stage;               /* CFG_COUNT_RCPT (default) | CFG_COUNT_EOM */
+    unsigned counter_buffer;       /* rows kept while Redis is away; default 100000 */
+
+    /* the reporter (policyd-dmarc-report) */
+    char *report_org_name;      /* <org_name>; default = hostname */
+    char *report_email;         /* <email> and the From: address; default "" (required to mail) */
+    char *report_extra_contact; /* <extra_contact_info>; default "" */
+    int report_format;          /* CFG_REPORT_RFC9990 (default) | CFG_REPORT_RFC7489 */
+    char *sendmail_command;     /* default /usr/sbin/sendmail (argv[0], no shell) */
+    unsigned report_max_size;   /* bytes of one gzip attachment; default 10485760 */
 
     /* logging (reloadable) */
     int log_target; /* enum log_target: "syslog" (default) or "stderr" */

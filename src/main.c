@@ -300,7 +300,7 @@ int main(int argc, char **argv)
     d.pool = spfw_new(d.base, d.dns, &pc);
     if (d.pool == NULL)
         log_die("cannot start the SPF workers: %s", strerror(errno));
-    d.vd = vd_new(d.cfg, d.pool, err, sizeof(err));
+    d.vd = vd_new(d.cfg, d.base, d.pool, d.dns, err, sizeof(err));
     if (d.vd == NULL)
         log_die("%s: %s", d.config_path, err);
 

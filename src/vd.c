@@ -1,59 +1,90 @@
 /* vd.c - the verdict for each policy request (see vd.h).
  *
  * A message (instance) goes through three states:
- *   PENDING  the first RCPT started an SPF evaluation; requests of the same
- *            message that arrive meanwhile wait for it (they cannot normally:
- *            smtpd waits for our answer, but a second policy connection of
- *            the same smtpd could) and are answered with the same decision
- *   DONE     decided; the remaining headers (spf_headers = both) go out one
- *            per later request, then DUNNO
+ *   PENDING  the first RCPT started the evaluation: SPF on the worker pool and
+ *            DMARC discovery on the loop, in parallel, under one deadline
+ *            (evaluation_timeout). Requests of the same message that arrive
+ *            meanwhile (a second policy connection of the same smtpd) wait
+ *            and get the same answer
+ *   DONE     decided; a reject (or a deferral) is repeated for every later
+ *            request; otherwise the remaining headers go out one per later
+ *            request, then DUNNO
  *   SKIPPED  trusted or authenticated: DUNNO for every request
  * The message entry lives in the instance table (bounded, expiring). If the
  * table drops a PENDING entry (full), its waiters are answered DUNNO at once,
- * which is Postfix's own default_action, so nothing is lost but a header. */
+ * which is Postfix's own default_action, so nothing is lost but a header.
+ *
+ * Memory: the evaluation context (SPF verdict, discovery result: several KiB)
+ * exists only while PENDING; a decided message keeps its repeat action and
+ * the headers not yet sent, allocated to their length. */
 #include "vd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <strings.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+
+#include <event2/event.h>
 
 #include "cfg.h"
 #include "cidr.h"
+#include "dmarc_disc.h"
+#include "dmarc_disp.h"
+#include "dmarcq.h"
 #include "hdr.h"
 #include "inst.h"
 #include "log.h"
 #include "pp.h"
+#include "psl.h"
 #include "san.h"
 #include "spfres.h"
 #include "spfw.h"
 #include "srv.h"
 
-#define VD_MAX_HEADERS 2
+#define VD_MAX_HEADERS 3
 #define VD_MAX_WAITERS 8 /* more concurrent requests for one message is abuse */
-#define VD_LOG_VALUE_MAX 256
+/* SPF has its own deadline in the pool (the same evaluation_timeout); ours
+ * fires a little later so the pool's temperror verdict normally arrives first. */
+#define VD_DEADLINE_SLACK_MS 200
 
 enum vd_msg_state { VD_PENDING, VD_DONE, VD_SKIPPED };
+
+/* What is needed only while the message is being evaluated. */
+struct vd_eval {
+    char client[64], helo[SPF_DOMAIN_MAX], sender[SPF_DOMAIN_MAX * 2], rcpt[SPF_DOMAIN_MAX * 2];
+    char policy_domain[SPF_DOMAIN_MAX]; /* "" when there is none usable */
+    struct spfw_job *job;
+    struct dmarcq *dq;
+    struct event *deadline;
+    int spf_done, dmarc_done;
+    struct spf_verdict sv;
+    struct dmarc_disc_result disc;
+    enum dmarc_exist exists;
+};
 
 struct vd_msg {
     struct vd *vd;
     enum vd_msg_state state;
     char *instance;                           /* owned copy (key of the table entry) */
-    struct spfw_job *job;                     /* while PENDING */
+    struct vd_eval *ev;                       /* PENDING only */
     struct srv_conn *waiters[VD_MAX_WAITERS]; /* first = the request that started it */
     size_t nwaiters;
-    char headers[VD_MAX_HEADERS][HDR_MAX + 1];
+    char *repeat;                  /* DONE: answer every request with this (reject, defer) */
+    char *first;                   /* DONE: the first reply when it is not a header (HOLD...) */
+    char *headers[VD_MAX_HEADERS]; /* DONE: headers still to send, in order */
     size_t nheaders, next_header;
-    /* Request values needed when the verdict arrives (copied: the request is
-     * freed as soon as the evaluation starts). */
-    char client[64], helo[SPF_DOMAIN_MAX], sender[SPF_DOMAIN_MAX * 2], rcpt[SPF_DOMAIN_MAX * 2];
 };
 
 struct vd {
     const struct pd_config *cfg;
+    struct event_base *base;
     struct spfw_pool *pool;
-    struct cidr_list *trusted;
+    struct dns_resolver *dns;
+    struct psl_ctx *psl; /* org_domain_method = psl only */
+    char *psl_file;      /* the file psl was loaded from */
+    struct cidr_list *trusted, *forwarders;
     struct inst_table *msgs;
     struct vd_stats st;
     uint64_t anon_seq; /* for requests without an instance attribute */
@@ -69,13 +100,27 @@ static uint64_t vd_now_ms(void)
 
 /* vd_copy: bounded copy of a request value into a fixed field. Values are
  * kept raw here (SPF needs them exact); they are sanitised where they are
- * written into a header or a log line. */
+ * written into a header, a reply or a log line. */
 static void vd_copy(char *dst, size_t sz, const char *src)
 {
     size_t n = strnlen(src, sz - 1);
 
     memcpy(dst, src, n);
     dst[n] = '\0';
+}
+
+static void vd_eval_free(struct vd_eval **evp)
+{
+    struct vd_eval *ev = *evp;
+
+    if (ev == NULL)
+        return;
+    *evp = NULL;
+    spfw_cancel(&ev->job);
+    dmarcq_cancel(&ev->dq);
+    if (ev->deadline)
+        event_free(ev->deadline);
+    free(ev);
 }
 
 static void vd_msg_free(void *p)
@@ -87,32 +132,67 @@ static void vd_msg_free(void *p)
     /* Evicted while an evaluation runs: answer the waiters with Postfix's own
      * default rather than leaving smtpd waiting for its policy timeout. */
     if (m->state == VD_PENDING) {
-        spfw_cancel(&m->job);
         for (size_t i = 0; i < m->nwaiters; i++)
             srv_reply(m->waiters[i], "DUNNO");
         m->nwaiters = 0;
     }
+    vd_eval_free(&m->ev);
+    for (size_t i = 0; i < m->nheaders; i++)
+        free(m->headers[i]);
+    free(m->repeat);
+    free(m->first);
     free(m->instance);
     free(m);
 }
 
+/* vd_psl_org: the dmarc_org_domain_fn for PSL mode. */
+static int vd_psl_org(void *ctx, const char *domain, char *out, size_t outlen)
+{
+    return psl_org_domain(ctx, domain, out, outlen);
+}
+
 static int vd_apply(struct vd *v, const struct pd_config *cfg, char *err, size_t errlen)
 {
-    struct cidr_list *t;
+    struct cidr_list *t, *f;
+    struct psl_ctx *psl = NULL;
 
     t = cidr_list_parse((const char *const *)cfg->trusted_networks.items, cfg->trusted_networks.n,
                         err, errlen);
     if (t == NULL)
         return -1;
+    f = cidr_list_parse((const char *const *)cfg->trusted_forwarders.items,
+                        cfg->trusted_forwarders.n, err, errlen);
+    if (f == NULL) {
+        cidr_list_free(&t);
+        return -1;
+    }
+    /* The list is read at start and on reload only (never per request). */
+    if (cfg->dmarc && cfg->org_domain_method == CFG_ORG_PSL) {
+        if (v->psl && v->psl_file && strcmp(v->psl_file, cfg->psl_file) == 0) {
+            psl = v->psl;
+            v->psl = NULL;
+        } else if ((psl = psl_open(cfg->psl_file, err, errlen)) == NULL) {
+            cidr_list_free(&t);
+            cidr_list_free(&f);
+            return -1;
+        }
+    }
+    psl_close(&v->psl);
+    free(v->psl_file);
+    v->psl = psl;
+    v->psl_file = psl ? strdup(cfg->psl_file) : NULL;
     cidr_list_free(&v->trusted);
+    cidr_list_free(&v->forwarders);
     v->trusted = t;
+    v->forwarders = f;
     v->cfg = cfg;
     if (v->msgs)
         inst_set_limits(v->msgs, cfg->instance_table_size, cfg->instance_timeout_ms);
     return 0;
 }
 
-struct vd *vd_new(const struct pd_config *cfg, struct spfw_pool *pool, char *err, size_t errlen)
+struct vd *vd_new(const struct pd_config *cfg, struct event_base *base, struct spfw_pool *pool,
+                  struct dns_resolver *dns, char *err, size_t errlen)
 {
     struct vd *v = calloc(1, sizeof(*v));
 
@@ -120,11 +200,16 @@ struct vd *vd_new(const struct pd_config *cfg, struct spfw_pool *pool, char *err
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    v->base = base;
     v->pool = pool;
+    v->dns = dns;
     v->msgs = inst_new(cfg->instance_table_size, cfg->instance_timeout_ms, vd_msg_free);
-    if (v->msgs == NULL || vd_apply(v, cfg, err, errlen) < 0) {
-        if (v->msgs == NULL)
-            snprintf(err, errlen, "out of memory");
+    if (v->msgs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        vd_free(&v);
+        return NULL;
+    }
+    if (vd_apply(v, cfg, err, errlen) < 0) {
         vd_free(&v);
         return NULL;
     }
@@ -145,6 +230,9 @@ void vd_free(struct vd **vp)
     *vp = NULL;
     inst_free(&v->msgs);
     cidr_list_free(&v->trusted);
+    cidr_list_free(&v->forwarders);
+    psl_close(&v->psl);
+    free(v->psl_file);
     free(v);
 }
 
@@ -158,30 +246,136 @@ void vd_get_stats(struct vd *v, struct vd_stats *out)
     *out = v->st;
 }
 
-/* vd_log_decision: the one line per message. */
-static void vd_log_decision(const struct vd_msg *m, const char *spf, const char *spf_domain,
-                            const char *helo_spf, const char *action, const char *reason,
-                            const char *problem)
+/* vd_policy_domain: the envelope-DMARC policy domain: the MAIL FROM domain,
+ * or the HELO name for the null sender (as RFC 7208 does for SPF). Lower
+ * case, no trailing dot; "" when that is not a usable domain name (an address
+ * literal, garbage): then DMARC does not apply. */
+static void vd_policy_domain(const char *sender, const char *helo, char *out, size_t sz)
+{
+    const char *at = strrchr(sender, '@');
+    const char *d = *sender ? (at ? at + 1 : "") : helo;
+    size_t n = strlen(d);
+
+    out[0] = '\0';
+    if (n && d[n - 1] == '.')
+        n--;
+    if (n == 0 || n >= sz)
+        return;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)((d[i] >= 'A' && d[i] <= 'Z') ? d[i] + 32 : d[i]);
+    out[n] = '\0';
+    /* A domain must have at least two labels to carry a policy of its own;
+     * strict LDH syntax keeps hostile bytes out of DNS names and headers. */
+    if (!san_domain(out, 0) || strchr(out, '.') == NULL)
+        out[0] = '\0';
+}
+
+/* vd_domain_listed: domain equals an entry of the list or is below one. */
+static int vd_domain_listed(const struct cfg_list *l, const char *domain)
+{
+    size_t dl = strlen(domain);
+
+    for (size_t i = 0; i < l->n; i++) {
+        const char *e = l->items[i];
+        size_t el = strlen(e);
+
+        if (el && e[el - 1] == '.')
+            el--;
+        if (el == 0 || el > dl)
+            continue;
+        if (strncasecmp(domain + dl - el, e, el) == 0 && (el == dl || domain[dl - el - 1] == '.'))
+            return 1;
+    }
+    return 0;
+}
+
+static void vd_disp_cfg(const struct pd_config *cfg, struct dmarc_disp_cfg *dc)
+{
+    dmarc_disp_cfg_defaults(dc);
+    switch (cfg->weak_spf_disposition) {
+    case CFG_WEAK_QUARANTINE:
+        dc->weak_reject = DMARC_SET_QUARANTINE;
+        dc->weak_quarantine = DMARC_SET_QUARANTINE;
+        break;
+    case CFG_WEAK_POLICY:
+        dc->weak_reject = DMARC_SET_POLICY;
+        dc->weak_quarantine = DMARC_SET_POLICY;
+        break;
+    default:
+        dc->weak_reject = DMARC_SET_NONE;
+        dc->weak_quarantine = DMARC_SET_NONE;
+        break;
+    }
+}
+
+/* vd_reasons: the reason bits as a comma-separated list. */
+static void vd_reasons(unsigned bits, char *buf, size_t sz)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (unsigned bit = 1; bit && bit <= DMARC_REASON_TRUSTED_FORWARDER; bit <<= 1)
+        if (bits & bit) {
+            int n = snprintf(buf + len, sz - len, "%s%s", len ? "," : "", dmarc_reason_name(bit));
+            if (n < 0 || (size_t)n >= sz - len)
+                break;
+            len += (size_t)n;
+        }
+}
+
+static void vd_log_decision(const struct vd_msg *m, const struct vd_eval *ev,
+                            const struct dmarc_disp_out *d, const char *reasons, const char *action)
 {
     char line[2048];
+    size_t len = 0;
+    const char *verb_end = strchr(action, ' ');
+    char verb[32];
+
+    snprintf(verb, sizeof(verb), "%.*s", verb_end ? (int)(verb_end - action) : (int)strlen(action),
+             action);
+    line[0] = '\0';
+    len = log_kv_append(line, sizeof(line), len, "instance", m->instance);
+    len = log_kv_append(line, sizeof(line), len, "client", ev->client);
+    len = log_kv_append(line, sizeof(line), len, "helo", ev->helo);
+    len = log_kv_append(line, sizeof(line), len, "sender", ev->sender);
+    len = log_kv_append(line, sizeof(line), len, "rcpt", ev->rcpt);
+    len = log_kv_append(line, sizeof(line), len, "spf", spf_res_name(ev->sv.mfrom));
+    len = log_kv_append(line, sizeof(line), len, "spf_domain", ev->sv.mfrom_domain);
+    len = log_kv_append(line, sizeof(line), len, "helo_spf", spf_res_name(ev->sv.helo));
+    if (d) {
+        len = log_kv_append(line, sizeof(line), len, "policy_domain", ev->policy_domain);
+        len = log_kv_append(line, sizeof(line), len, "dmarc", dmarc_result_name(d->result));
+        if (ev->disc.status == DMARC_DISC_FOUND) {
+            len = log_kv_append(line, sizeof(line), len, "record", ev->disc.record_domain);
+            len = log_kv_append(line, sizeof(line), len, "policy", dmarc_policy_name(d->policy));
+            len = log_kv_append(line, sizeof(line), len, "tag", dmarc_tag_name(d->tag));
+        }
+        len =
+            log_kv_append(line, sizeof(line), len, "disposition", dmarc_disp_name(d->disposition));
+        if (*reasons)
+            len = log_kv_append(line, sizeof(line), len, "reason", reasons);
+    }
+    len = log_kv_append(line, sizeof(line), len, "action", verb);
+    if (*ev->sv.problem)
+        len = log_kv_append(line, sizeof(line), len, "problem", ev->sv.problem);
+    if (ev->disc.status == DMARC_DISC_TEMPERROR)
+        len = log_kv_append(line, sizeof(line), len, "dmarc_problem", ev->disc.tempfail_name);
+    log_msg(LOG_L_INFO, "decision%s", line);
+}
+
+static void vd_log_skip(const struct vd_msg *m, const struct vd_eval *ev, const char *reason)
+{
+    char line[1024];
     size_t len = 0;
 
     line[0] = '\0';
     len = log_kv_append(line, sizeof(line), len, "instance", m->instance);
-    len = log_kv_append(line, sizeof(line), len, "client", m->client);
-    len = log_kv_append(line, sizeof(line), len, "helo", m->helo);
-    len = log_kv_append(line, sizeof(line), len, "sender", m->sender);
-    len = log_kv_append(line, sizeof(line), len, "rcpt", m->rcpt);
-    if (spf) {
-        len = log_kv_append(line, sizeof(line), len, "spf", spf);
-        len = log_kv_append(line, sizeof(line), len, "spf_domain", spf_domain);
-        len = log_kv_append(line, sizeof(line), len, "helo_spf", helo_spf);
-    }
-    len = log_kv_append(line, sizeof(line), len, "action", action);
-    if (reason && *reason)
-        len = log_kv_append(line, sizeof(line), len, "reason", reason);
-    if (problem && *problem)
-        len = log_kv_append(line, sizeof(line), len, "problem", problem);
+    len = log_kv_append(line, sizeof(line), len, "client", ev->client);
+    len = log_kv_append(line, sizeof(line), len, "helo", ev->helo);
+    len = log_kv_append(line, sizeof(line), len, "sender", ev->sender);
+    len = log_kv_append(line, sizeof(line), len, "rcpt", ev->rcpt);
+    len = log_kv_append(line, sizeof(line), len, "action", "DUNNO");
+    len = log_kv_append(line, sizeof(line), len, "reason", reason);
     log_msg(LOG_L_INFO, "decision%s", line);
 }
 
@@ -190,44 +384,149 @@ static void vd_log_decision(const struct vd_msg *m, const char *spf, const char 
  * there (access(5)), so it would be lost. */
 static void vd_next_action(struct vd_msg *m, const char *state, char *action, size_t sz)
 {
-    if (m->state == VD_DONE && m->next_header < m->nheaders &&
-        strcasecmp(state, "END-OF-MESSAGE") != 0)
-        snprintf(action, sz, "PREPEND %s", m->headers[m->next_header++]);
-    else
+    if (m->state == VD_DONE && m->repeat) {
+        snprintf(action, sz, "%s", m->repeat);
+    } else if (m->state == VD_DONE && m->first) {
+        snprintf(action, sz, "%s", m->first);
+        free(m->first);
+        m->first = NULL;
+    } else if (m->state == VD_DONE && m->next_header < m->nheaders &&
+               strcasecmp(state, "END-OF-MESSAGE") != 0) {
+        snprintf(action, sz, "PREPEND %s", m->headers[m->next_header]);
+        free(m->headers[m->next_header]);
+        m->headers[m->next_header++] = NULL;
+    } else {
         snprintf(action, sz, "DUNNO");
+    }
 }
 
-static void vd_spf_done(const struct spf_verdict *sv, void *arg)
+static void vd_add_header(struct vd_msg *m, const char *h)
 {
-    struct vd_msg *m = arg;
+    if (h && *h && m->nheaders < VD_MAX_HEADERS && (m->headers[m->nheaders] = strdup(h)) != NULL)
+        m->nheaders++;
+}
+
+/* vd_reject_action: reject_action + the explanation. */
+static char *vd_reject_action(const struct pd_config *cfg, const struct vd_eval *ev,
+                              const struct dmarc_disp_out *d)
+{
+    char text[512], out[PP_MAX_ACTION];
+    const char *ra = cfg->reject_action;
+
+    if (hdr_reject_text(text, sizeof(text), ev->policy_domain, dmarc_policy_name(d->policy),
+                        spf_res_name(ev->sv.mfrom), ev->client) < 0)
+        snprintf(text, sizeof(text), "envelope DMARC policy reject");
+    snprintf(out, sizeof(out), "%s %s", ra, text);
+    return strdup(out);
+}
+
+static void vd_decide(struct vd_msg *m)
+{
     struct vd *v = m->vd;
     const struct pd_config *cfg = v->cfg;
+    struct vd_eval *ev = m->ev;
+    struct dmarc_disp_cfg dc;
+    struct dmarc_disp_in in;
+    struct dmarc_disp_out d;
     struct hdr_spf h;
-    char action[HDR_MAX + 16];
-    int null_sender = m->sender[0] == '\0';
+    struct hdr_dmarc hd;
+    char spf_hdr[2][HDR_MAX + 1], dmarc_hdr[HDR_MAX + 1], reasons[128];
+    char action[PP_MAX_ACTION + 16];
+    int nspf = 0, use_dmarc = cfg->dmarc && ev->policy_domain[0];
+    int dmarc_first = 0;
 
-    m->job = NULL;
-    if ((unsigned)sv->mfrom < sizeof(v->st.spf) / sizeof(v->st.spf[0]))
-        v->st.spf[sv->mfrom]++;
+    if ((unsigned)ev->sv.mfrom < sizeof(v->st.spf) / sizeof(v->st.spf[0]))
+        v->st.spf[ev->sv.mfrom]++;
 
+    /* SPF headers. */
     memset(&h, 0, sizeof(h));
-    h.result = sv->mfrom;
-    h.identity_helo = null_sender;
-    h.client_ip = m->client;
-    h.helo = m->helo;
-    h.envelope_from = m->sender;
-    h.domain = sv->mfrom_domain;
+    h.result = ev->sv.mfrom;
+    h.identity_helo = ev->sender[0] == '\0';
+    h.client_ip = ev->client;
+    h.helo = ev->helo;
+    h.envelope_from = ev->sender;
+    h.domain = ev->sv.mfrom_domain;
     h.receiver = cfg->hostname;
-    h.problem = sv->problem;
+    h.problem = ev->sv.problem;
     h.authserv_id = cfg->authserv_id;
-
-    m->nheaders = 0;
     if (cfg->spf_headers == CFG_HDR_RECEIVED_SPF || cfg->spf_headers == CFG_HDR_BOTH)
-        if (hdr_received_spf(m->headers[m->nheaders], sizeof(m->headers[0]), &h) > 0)
-            m->nheaders++;
+        if (hdr_received_spf(spf_hdr[nspf], sizeof(spf_hdr[0]), &h) > 0)
+            nspf++;
     if (cfg->spf_headers == CFG_HDR_AUTH_RESULTS || cfg->spf_headers == CFG_HDR_BOTH)
-        if (hdr_auth_results(m->headers[m->nheaders], sizeof(m->headers[0]), &h) > 0)
-            m->nheaders++;
+        if (hdr_auth_results(spf_hdr[nspf], sizeof(spf_hdr[0]), &h) > 0)
+            nspf++;
+
+    /* The disposition. */
+    memset(&d, 0, sizeof(d));
+    reasons[0] = '\0';
+    dmarc_hdr[0] = '\0';
+    if (use_dmarc) {
+        vd_disp_cfg(cfg, &dc);
+        memset(&in, 0, sizeof(in));
+        in.spf = ev->sv.mfrom;
+        in.disc = &ev->disc;
+        in.exists = ev->exists;
+        in.pct_sample = (int)arc4random_uniform(100);
+        if (cidr_list_match(v->forwarders, ev->client))
+            in.override = DMARC_OVR_TRUSTED_FORWARDER;
+        else if (vd_domain_listed(&cfg->whitelist_sender_domains, ev->policy_domain))
+            in.override = DMARC_OVR_LOCAL_POLICY;
+        dmarc_disp_eval(&dc, &in, &d);
+        /* The site's own cap comes last and is a local policy. */
+        if ((int)d.disposition > cfg->max_disposition) {
+            d.disposition = (enum dmarc_disp)cfg->max_disposition;
+            d.reasons |= DMARC_REASON_LOCAL_POLICY;
+        }
+        vd_reasons(d.reasons, reasons, sizeof(reasons));
+        v->st.dispositions[d.disposition]++;
+
+        memset(&hd, 0, sizeof(hd));
+        hd.result = dmarc_result_name(d.result);
+        hd.receiver = cfg->hostname;
+        hd.policy_domain = ev->policy_domain;
+        hd.record_domain = ev->disc.status == DMARC_DISC_FOUND ? ev->disc.record_domain : "";
+        hd.policy = ev->disc.status == DMARC_DISC_FOUND ? dmarc_policy_name(d.policy) : "";
+        hd.tag = dmarc_tag_name(d.tag);
+        hd.spf = spf_res_name(ev->sv.mfrom);
+        hd.disposition = dmarc_disp_name(d.disposition);
+        hd.reasons = reasons;
+        if (hdr_envelope_dmarc(dmarc_hdr, sizeof(dmarc_hdr), &hd) < 0)
+            dmarc_hdr[0] = '\0';
+    }
+
+    /* The action: a refusal is repeated for every request of the message;
+     * otherwise the headers go out one per request. */
+    if (use_dmarc && d.disposition == DMARC_DISP_REJECT) {
+        m->repeat = vd_reject_action(cfg, ev, &d);
+    } else if (use_dmarc && d.disposition == DMARC_DISP_QUARANTINE) {
+        const char *qa = cfg->quarantine_action;
+
+        if (strcmp(qa, "reject") == 0) {
+            m->repeat = vd_reject_action(cfg, ev, &d);
+        } else if (strcmp(qa, "hold") == 0) {
+            snprintf(action, sizeof(action), "HOLD envelope DMARC quarantine (%s)",
+                     ev->policy_domain);
+            m->first = strdup(action);
+        } else if (strncmp(qa, "filter:", 7) == 0) {
+            snprintf(action, sizeof(action), "FILTER %s", qa + 7);
+            m->first = strdup(action);
+        } else {
+            dmarc_first = 1; /* prepend: the marking header must be the one sent */
+        }
+    } else if (use_dmarc && d.result == DMARC_RES_TEMPERROR &&
+               cfg->temperror_action == CFG_TEMPERROR_DEFER) {
+        snprintf(action, sizeof(action),
+                 "DEFER_IF_PERMIT 4.7.1 envelope DMARC: temporary DNS failure for %s, try again "
+                 "later",
+                 ev->policy_domain);
+        m->repeat = strdup(action);
+    }
+    if (dmarc_first)
+        vd_add_header(m, dmarc_hdr);
+    for (int i = 0; i < nspf; i++)
+        vd_add_header(m, spf_hdr[i]);
+    if (!dmarc_first && use_dmarc && cfg->dmarc_header)
+        vd_add_header(m, dmarc_hdr);
     m->next_header = 0;
     m->state = VD_DONE;
 
@@ -235,11 +534,64 @@ static void vd_spf_done(const struct spf_verdict *sv, void *arg)
     for (size_t i = 0; i < m->nwaiters; i++) {
         vd_next_action(m, "RCPT", action, sizeof(action));
         if (i == 0)
-            vd_log_decision(m, spf_res_name(sv->mfrom), sv->mfrom_domain, spf_res_name(sv->helo),
-                            m->nheaders ? "PREPEND" : "DUNNO", NULL, sv->problem);
+            vd_log_decision(m, ev, use_dmarc ? &d : NULL, reasons, action);
         srv_reply(m->waiters[i], action);
     }
     m->nwaiters = 0;
+    vd_eval_free(&m->ev);
+}
+
+static void vd_maybe_decide(struct vd_msg *m)
+{
+    if (m->ev->spf_done && m->ev->dmarc_done)
+        vd_decide(m);
+}
+
+static void vd_spf_done(const struct spf_verdict *sv, void *arg)
+{
+    struct vd_msg *m = arg;
+
+    m->ev->job = NULL;
+    m->ev->sv = *sv;
+    m->ev->spf_done = 1;
+    vd_maybe_decide(m);
+}
+
+static void vd_dmarc_done(const struct dmarc_disc_result *res, enum dmarc_exist exists, void *arg)
+{
+    struct vd_msg *m = arg;
+
+    m->ev->dq = NULL; /* freed by dmarcq when this returns */
+    m->ev->disc = *res;
+    m->ev->exists = exists;
+    m->ev->dmarc_done = 1;
+    vd_maybe_decide(m);
+}
+
+/* vd_deadline: the whole evaluation overran evaluation_timeout: what is not
+ * known yet is a temperror (never a hang, never "no policy"). */
+static void vd_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct vd_msg *m = arg;
+    struct vd_eval *ev = m->ev;
+
+    if (!ev->spf_done) {
+        spfw_cancel(&ev->job);
+        ev->sv.mfrom = SPF_RES_TEMPERROR;
+        ev->sv.helo = ev->helo[0] ? SPF_RES_TEMPERROR : SPF_RES_NONE;
+        snprintf(ev->sv.problem, sizeof(ev->sv.problem), "evaluation timeout");
+        ev->spf_done = 1;
+    }
+    if (!ev->dmarc_done) {
+        dmarcq_cancel(&ev->dq);
+        memset(&ev->disc, 0, sizeof(ev->disc));
+        ev->disc.status = DMARC_DISC_TEMPERROR;
+        snprintf(ev->disc.policy_domain, sizeof(ev->disc.policy_domain), "%s", ev->policy_domain);
+        snprintf(ev->disc.tempfail_name, sizeof(ev->disc.tempfail_name), "evaluation timeout");
+        ev->exists = DMARC_EXIST_UNKNOWN;
+        ev->dmarc_done = 1;
+    }
+    vd_decide(m);
 }
 
 static void vd_reply_dunno(struct srv_conn *c, struct pp_request **req)
@@ -248,14 +600,49 @@ static void vd_reply_dunno(struct srv_conn *c, struct pp_request **req)
     srv_reply(c, "DUNNO");
 }
 
+/* vd_start: begin evaluating a new message. 0, or -1 when nothing could be
+ * started (then the caller answers DUNNO and forgets the message). */
+static int vd_start(struct vd *v, struct vd_msg *m)
+{
+    const struct pd_config *cfg = v->cfg;
+    struct vd_eval *ev = m->ev;
+    unsigned ms = cfg->evaluation_timeout_ms + VD_DEADLINE_SLACK_MS;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    ev->deadline = evtimer_new(v->base, vd_deadline, m);
+    if (ev->deadline == NULL || evtimer_add(ev->deadline, &tv) < 0)
+        return -1;
+    ev->job = spfw_eval(v->pool, ev->client, ev->helo, ev->sender, vd_spf_done, m);
+    if (ev->job == NULL)
+        return -1;
+    if (cfg->dmarc && ev->policy_domain[0]) {
+        ev->dq = dmarcq_start(
+            v->dns, ev->policy_domain,
+            cfg->org_domain_method == CFG_ORG_PSL ? DMARC_DISC_PSL : DMARC_DISC_TREEWALK,
+            cfg->dmarc_mode == CFG_DMARC_RFC7489 ? DMARC_MODE_RFC7489 : DMARC_MODE_RFC9989,
+            v->psl ? vd_psl_org : NULL, v->psl, vd_dmarc_done, m);
+        if (ev->dq == NULL && errno == ENOMEM)
+            return -1;
+    }
+    if (ev->dq == NULL) {
+        /* No usable policy domain, or DMARC off: nothing to discover. */
+        ev->disc.status = DMARC_DISC_NONE;
+        ev->exists = DMARC_EXIST_UNKNOWN;
+        ev->dmarc_done = 1;
+    }
+    return 0;
+}
+
 void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
 {
     struct vd *v = arg;
     const struct pd_config *cfg = v->cfg;
     const char *state, *instance, *client;
-    char anon[32], action[HDR_MAX + 16];
+    char anon[32], action[PP_MAX_ACTION + 16];
     struct vd_msg *m;
+    struct vd_eval *ev;
     uint64_t now = vd_now_ms();
+    int trusted;
 
     v->st.requests++;
     if (strcmp(pp_get(req, "request"), "smtpd_access_policy") != 0) {
@@ -305,31 +692,33 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
     }
 
     m = calloc(1, sizeof(*m));
-    if (m == NULL || (m->instance = strdup(instance)) == NULL) {
+    ev = calloc(1, sizeof(*ev));
+    if (m == NULL || ev == NULL || (m->instance = strdup(instance)) == NULL) {
         free(m);
+        free(ev);
         log_msg(LOG_L_ERROR, "out of memory for message %s", instance);
         vd_reply_dunno(c, &req);
         return;
     }
     m->vd = v;
+    m->ev = ev;
     client = pp_get(req, "client_address");
-    vd_copy(m->client, sizeof(m->client), client);
-    vd_copy(m->helo, sizeof(m->helo), pp_get(req, "helo_name"));
-    vd_copy(m->sender, sizeof(m->sender), pp_get(req, "sender"));
-    vd_copy(m->rcpt, sizeof(m->rcpt), pp_get(req, "recipient"));
+    vd_copy(ev->client, sizeof(ev->client), client);
+    vd_copy(ev->helo, sizeof(ev->helo), pp_get(req, "helo_name"));
+    vd_copy(ev->sender, sizeof(ev->sender), pp_get(req, "sender"));
+    vd_copy(ev->rcpt, sizeof(ev->rcpt), pp_get(req, "recipient"));
+    vd_policy_domain(ev->sender, ev->helo, ev->policy_domain, sizeof(ev->policy_domain));
     v->st.messages++;
 
-    if (cidr_list_match(v->trusted, client) ||
-        (cfg->skip_authenticated && *pp_get(req, "sasl_username") != '\0')) {
-        int trusted = cidr_list_match(v->trusted, client);
-
+    trusted = cidr_list_match(v->trusted, client);
+    if (trusted || (cfg->skip_authenticated && *pp_get(req, "sasl_username") != '\0')) {
         if (trusted)
             v->st.skipped_trusted++;
         else
             v->st.skipped_authenticated++;
         m->state = VD_SKIPPED;
-        vd_log_decision(m, NULL, NULL, NULL, "DUNNO", trusted ? "trusted_network" : "authenticated",
-                        NULL);
+        vd_log_skip(m, ev, trusted ? "trusted_network" : "authenticated");
+        vd_eval_free(&m->ev);
         if (inst_put(v->msgs, m->instance, m, now) < 0)
             vd_msg_free(m);
         vd_reply_dunno(c, &req);
@@ -341,19 +730,21 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
     pp_request_free(&req);
     if (inst_put(v->msgs, m->instance, m, now) < 0) {
         m->nwaiters = 0;
-        m->state = VD_SKIPPED;
         vd_msg_free(m);
         srv_reply(c, "DUNNO");
         return;
     }
     v->st.evaluated++;
-    m->job = spfw_eval(v->pool, m->client, m->helo, m->sender, vd_spf_done, m);
-    if (m->job == NULL) {
+    if (vd_start(v, m) < 0) {
         /* Out of memory: answer now and forget the message. */
-        log_msg(LOG_L_ERROR, "cannot start SPF evaluation for message %s", m->instance);
+        char key[256];
+
+        /* The table frees m (and its key copy) while deleting: use our own. */
+        snprintf(key, sizeof(key), "%s", m->instance);
+        log_msg(LOG_L_ERROR, "cannot start the evaluation of message %s", key);
         m->nwaiters = 0;
         m->state = VD_SKIPPED;
         srv_reply(c, "DUNNO");
-        inst_del(v->msgs, instance);
+        inst_del(v->msgs, key);
     }
 }

@@ -2,16 +2,24 @@
  *
  * Per message (Postfix `instance`), at the first RCPT: skip trusted clients
  * and (by default) SASL-authenticated sessions with DUNNO; otherwise evaluate
- * SPF on the worker pool and answer PREPEND with the configured header. The
- * decision is kept in the instance table so later requests of the same message
- * reuse it: no second evaluation, no duplicate header. With spf_headers = both
- * the second header goes out with the next request of the same message
- * (second RCPT or DATA; never END-OF-MESSAGE, where Postfix cannot PREPEND):
- * Postfix takes one action per reply.
- * One `decision` log line per message.
+ * SPF (worker pool) and discover the DMARC policy of the policy domain (the
+ * MAIL FROM domain, or HELO for the null sender) in parallel, under one
+ * deadline; then apply the disposition table (policy/dmarc_disp.h), local
+ * overrides (trusted_forwarders, whitelist_sender_domains, max_disposition)
+ * and map the disposition to a Postfix action: reject -> reject_action + text,
+ * quarantine -> quarantine_action, temperror -> temperror_action, otherwise
+ * PREPEND of the headers (Received-SPF / Authentication-Results as
+ * spf_headers says, X-Envelope-DMARC when dmarc_header = yes).
  *
- * Ownership: vd borrows the pool and the config it is given; vd_handle takes
- * the request and the connection reference (see srv.h). Loop thread only. */
+ * The decision is kept in the instance table so later requests of the same
+ * message reuse it without DNS work: a reject stays a reject; headers not yet
+ * sent go out one per later request (second RCPT or DATA; never
+ * END-OF-MESSAGE, where Postfix cannot PREPEND), as Postfix takes one action
+ * per reply. One `decision` log line per message.
+ *
+ * Ownership: vd borrows the base, pool, resolver and config it is given;
+ * vd_handle takes the request and the connection reference (see srv.h). Loop
+ * thread only. */
 #ifndef PD_VD_H
 #define PD_VD_H
 
@@ -19,13 +27,17 @@
 #include <stdint.h>
 
 struct pd_config;
+struct event_base;
+struct dns_resolver;
 struct spfw_pool;
 struct srv_conn;
 struct pp_request;
 struct vd;
 
-/* vd_new: NULL with a message in err on a bad trusted_networks list. */
-struct vd *vd_new(const struct pd_config *cfg, struct spfw_pool *pool, char *err, size_t errlen);
+/* vd_new: NULL with a message in err (bad network list, unreadable PSL file).
+ * base, pool and dns are borrowed for the life of the vd. */
+struct vd *vd_new(const struct pd_config *cfg, struct event_base *base, struct spfw_pool *pool,
+                  struct dns_resolver *dns, char *err, size_t errlen);
 /* vd_reconfigure: take the reloadable decision settings of cfg (SIGHUP). cfg must
  * stay valid until the next vd_reconfigure or vd_free. 0, or -1 with err. */
 int vd_reconfigure(struct vd *v, const struct pd_config *cfg, char *err, size_t errlen);
@@ -40,7 +52,8 @@ void vd_expire(struct vd *v);
 struct vd_stats {
     uint64_t requests, messages, skipped_trusted, skipped_authenticated, evaluated, reused,
         bad_requests;
-    uint64_t spf[7]; /* by enum spf_res, MAIL FROM identity */
+    uint64_t spf[7];          /* by enum spf_res, MAIL FROM identity */
+    uint64_t dispositions[3]; /* by enum dmarc_disp: none, quarantine, reject */
 };
 void vd_get_stats(struct vd *v, struct vd_stats *out);
 

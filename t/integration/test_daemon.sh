@@ -24,7 +24,7 @@ h_dnsd "$T/zone"
 
 # DNS may wait longer (3 x 2 s) than the evaluation deadline (3 s): the
 # deadline, not the resolver, must end a silent evaluation.
-d_config a "trusted_networks = 127.0.0.0/8, ::1/128, 10.0.0.0/8" "dns_timeout = 2s" "dns_retries = 2"
+d_config a "trusted_networks = 127.0.0.0/8, ::1/128, 10.0.0.0/8" "dns_timeout = 2s" "dns_retries = 2" "dmarc_header = no"
 d_start a
 
 # --- verdicts and framing ---------------------------------------------------
@@ -124,7 +124,7 @@ t_is "$D_RC" "0" "SIGTERM: exit status 0"
 
 # --- listeners: unix socket and IPv6 ----------------------------------------------
 p6=$(h_free_port)
-d_config b "listen = unix:$T/policy.sock, inet:[::1]:$p6, inet:127.0.0.1:\$PORT" "socket_mode = 0660" "spf_headers = both"
+d_config b "listen = unix:$T/policy.sock, inet:[::1]:$p6, inet:127.0.0.1:\$PORT" "socket_mode = 0660" "spf_headers = both" "dmarc_header = no"
 sed -i "s/\\\$PORT/$PD_PORT_b/" "$T/b.conf"
 d_start b
 r=$("$(h__python)" "$PD_SRC/t/lib/policy_client.py" --unix "$T/policy.sock" instance=u1 sender=alice@spf-pass.example)

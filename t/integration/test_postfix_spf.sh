@@ -20,7 +20,7 @@ spf-pass.example.        IN A   192.0.2.1
 mail.spf-pass.example.   IN A   192.0.2.7
 EOF
 h_dnsd "$T/zone"
-d_config pd "spf_headers = both"
+d_config pd "spf_headers = both" "dmarc_header = no"
 d_start pd
 h_postfix "inet:127.0.0.1:$PD_PORT_pd" \
     "smtpd_data_restrictions = check_policy_service { inet:127.0.0.1:$PD_PORT_pd, default_action=DUNNO }"

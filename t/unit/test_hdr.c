@@ -427,5 +427,46 @@ int main(void)
         is_str(buf, "Authentication-Results: localhost; spf=none smtp.mailfrom=\"\"",
                "all-NULL fields AR");
     }
+
+    /* Envelope-DMARC header and reject text. */
+    {
+        struct hdr_dmarc d = {"fail", "mx.example.org", "a.example", "a.example", "reject",
+                              "p",    "fail",           "reject",    ""};
+        int dn = hdr_envelope_dmarc(buf, sizeof buf, &d);
+
+        is_str(buf,
+               "X-Envelope-DMARC: fail (mx.example.org: envelope DMARC, DKIM not evaluated) "
+               "domain=a.example; record=a.example; policy=reject; tag=p; spf=fail; "
+               "disposition=reject",
+               "envelope DMARC header");
+        is_int(dn, (long long)strlen(buf), "envelope DMARC length");
+        d.result = "none";
+        d.record_domain = d.policy = d.tag = "";
+        d.spf = "pass";
+        d.disposition = "none";
+        hdr_envelope_dmarc(buf, sizeof buf, &d);
+        is_str(buf,
+               "X-Envelope-DMARC: none (mx.example.org: envelope DMARC, DKIM not evaluated) "
+               "domain=a.example; spf=pass; disposition=none",
+               "envelope DMARC header without a record");
+        d.reasons = "policy_test_mode,local_policy";
+        d.policy_domain = "evil.example\r\nX-Injected: yes";
+        hdr_envelope_dmarc(buf, sizeof buf, &d);
+        ok(strchr(buf, '\r') == NULL && strchr(buf, '\n') == NULL,
+           "no CR/LF from a hostile domain");
+        ok(strstr(buf, "reason=\"policy_test_mode,local_policy\"") != NULL ||
+               strstr(buf, "reason=policy_test_mode,local_policy") != NULL,
+           "reasons listed");
+        ok(hdr_envelope_dmarc(buf, 20, &d) == -1 && buf[0] == '\0', "too small a buffer: -1");
+
+        dn = hdr_reject_text(buf, sizeof buf, "a.example", "reject", "fail", "192.0.2.7");
+        ok(dn > 0, "reject text length");
+        is_str(buf,
+               "envelope DMARC: a.example publishes policy reject and SPF fail for 192.0.2.7 "
+               "(MAIL FROM domain; DKIM not evaluated)",
+               "reject text");
+        hdr_reject_text(buf, sizeof buf, "a.example\r\n250 ok", "reject", "fail", "192.0.2.7");
+        ok(strchr(buf, '\r') == NULL && strchr(buf, '\n') == NULL, "reject text sanitised");
+    }
     return tap_done();
 }
