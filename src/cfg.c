@@ -59,6 +59,8 @@ static int check_redis(const char *s, char *why, size_t whylen);
 static int check_prefix(const char *s, char *why, size_t whylen);
 static int check_email(const char *s, char *why, size_t whylen);
 static int check_text(const char *s, char *why, size_t whylen);
+static int check_grey_action(const char *s, char *why, size_t whylen);
+static int check_metrics_listen(const char *s, char *why, size_t whylen);
 
 static const char *const hdr_names[] = {"received-spf", "authentication-results", "both", "none",
                                         NULL};
@@ -220,6 +222,35 @@ static const struct cfg_row cfg_rows[] = {
                 "program the reports are handed to (run as: -t -oi -f FROM, no shell)"),
     ROW_UINT("report_max_size", "10485760", "1024..1073741824", 1, report_max_size, 1024,
              1073741824, "largest compressed report sent to a rua without a smaller !size"),
+
+    /* greylisting */
+    ROW_BOOL("greylist", "no", 1, greylist, "greylist (triplets in Redis, shared by every MX)"),
+    ROW_DURATION("greylist_delay", "5m", "1s..1d", 1, greylist_delay_ms, MS_SEC, MS_DAY,
+                 "a retry is accepted this long after the first attempt"),
+    ROW_DURATION("greylist_retry_window", "2d", "1m..30d", 1, greylist_retry_window_ms, MS_MIN,
+                 30 * MS_DAY, "and no later than this after the first attempt"),
+    ROW_DURATION("greylist_max_age", "35d", "1d..366d", 1, greylist_max_age_ms, MS_DAY,
+                 366 * MS_DAY, "a passed triplet is remembered this long after its last use"),
+    ROW_UINT("greylist_ipv4_prefix", "24", "8..32", 1, greylist_ipv4_prefix, 8, 32,
+             "IPv4 clients are grouped by this prefix length"),
+    ROW_UINT("greylist_ipv6_prefix", "64", "16..128", 1, greylist_ipv6_prefix, 16, 128,
+             "IPv6 clients are grouped by this prefix length"),
+    ROW_UINT("greylist_awl_count", "5", "0..1000", 1, greylist_awl_count, 0, 1000,
+             "whitelist a client network after this many passed retries (0: never)"),
+    ROW_STRINGD("greylist_action", "DEFER_IF_PERMIT", 1, greylist_action, check_grey_action,
+                "action for a greylisted attempt: DEFER_IF_PERMIT, DEFER or 4XX [4.X.Y]"),
+    ROW_STRINGD("greylist_text", "Greylisted, please try again in %s seconds", 1, greylist_text,
+                check_text, "text after greylist_action (%s: seconds left, %r: recipient domain)"),
+    ROW_LIST("greylist_whitelist_clients", "", 1, greylist_whitelist_clients, check_abspath, 0,
+             "files of clients never greylisted (postgrey format; reread on SIGHUP)"),
+    ROW_LIST("greylist_whitelist_recipients", "", 1, greylist_whitelist_recipients, check_abspath,
+             0, "files of recipients never greylisted (postgrey format; reread on SIGHUP)"),
+    ROW_BOOL("greylist_skip_authenticated", "yes", 1, greylist_skip_authenticated,
+             "no greylisting when SPF passes for a domain publishing p=quarantine or p=reject"),
+
+    /* metrics */
+    ROW_STRING("metrics_listen", 0, metrics_listen, check_metrics_listen,
+               "Prometheus metrics over HTTP on inet:HOST:PORT (empty: off)"),
 
     /* logging */
     ROW_ENUM("log", "syslog", "syslog|stderr", 1, log_target, target_names, target_values,
@@ -655,6 +686,27 @@ static int check_text(const char *s, char *why, size_t whylen)
         if (*p < ' ' || *p == 0x7f)
             return whyf(why, whylen, "control characters are not allowed");
     return 0;
+}
+
+/* greylist_action: a deferral Postfix understands; never a permit. */
+static int check_grey_action(const char *s, char *why, size_t whylen)
+{
+    if (strcasecmp(s, "DEFER_IF_PERMIT") == 0 || strcasecmp(s, "DEFER") == 0)
+        return 0;
+    if (s[0] == '4' && isdigit((unsigned char)s[1]) && isdigit((unsigned char)s[2]) &&
+        (s[3] == '\0' || (s[3] == ' ' && s[4] == '4' && s[5] == '.')))
+        return 0;
+    return whyf(why, whylen, "expected DEFER_IF_PERMIT, DEFER or 4XX [4.X.Y]");
+}
+
+/* metrics_listen: one inet listener, checked like a listen item. */
+static int check_metrics_listen(const char *s, char *why, size_t whylen)
+{
+    if (*s == '\0')
+        return 0;
+    if (strncmp(s, "inet:", 5) != 0)
+        return whyf(why, whylen, "expected inet:HOST:PORT");
+    return check_listen(s, why, whylen);
 }
 
 /* ---- lists ---- */

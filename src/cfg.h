@@ -100,6 +100,23 @@ struct pd_config {
     char *sendmail_command;     /* default /usr/sbin/sendmail (argv[0], no shell) */
     unsigned report_max_size;   /* bytes of one gzip attachment; default 10485760 */
 
+    /* greylisting (reloadable) */
+    int greylist;                                  /* default no */
+    unsigned greylist_delay_ms;                    /* default 300s */
+    unsigned greylist_retry_window_ms;             /* default 2d */
+    unsigned greylist_max_age_ms;                  /* default 35d */
+    unsigned greylist_ipv4_prefix;                 /* default 24, 8..32 */
+    unsigned greylist_ipv6_prefix;                 /* default 64, 16..128 */
+    unsigned greylist_awl_count;                   /* default 5, 0 disables */
+    char *greylist_action;                         /* default "DEFER_IF_PERMIT" */
+    char *greylist_text;                           /* %s = seconds left, %r = recipient domain */
+    struct cfg_list greylist_whitelist_clients;    /* files, postgrey format */
+    struct cfg_list greylist_whitelist_recipients; /* files, postgrey format */
+    int greylist_skip_authenticated; /* SPF pass for p=quarantine/reject; default yes */
+
+    /* metrics (not reloadable) */
+    char *metrics_listen; /* "inet:HOST:PORT" for Prometheus; default "" = off */
+
     /* logging (reloadable) */
     int log_target; /* enum log_target: "syslog" (default) or "stderr" */
     int log_level;  /* enum log_level: error, warning, info (default), debug */

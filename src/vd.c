@@ -58,6 +58,7 @@ struct vd_eval {
     struct spfw_job *job;
     struct dmarcq *dq;
     struct event *deadline;
+    uint64_t started_ms; /* for the latency histogram */
     int spf_done, dmarc_done;
     struct spf_verdict sv;
     struct dmarc_disc_result disc;
@@ -420,6 +421,19 @@ static char *vd_reject_action(const struct pd_config *cfg, const struct vd_eval 
     return strdup(out);
 }
 
+static void vd_observe_latency(struct vd_stats *st, uint64_t ms)
+{
+    static const uint64_t bounds[VD_LATENCY_BUCKETS] = VD_LATENCY_BOUNDS_MS;
+
+    /* Cumulative buckets, as Prometheus histograms are exposed. */
+    for (size_t i = 0; i < VD_LATENCY_BUCKETS; i++)
+        if (ms <= bounds[i])
+            st->latency_le[i]++;
+    st->latency_le[VD_LATENCY_BUCKETS]++;
+    st->latency_count++;
+    st->latency_sum_s += (double)ms / 1000.0;
+}
+
 static void vd_decide(struct vd_msg *m)
 {
     struct vd *v = m->vd;
@@ -437,6 +451,7 @@ static void vd_decide(struct vd_msg *m)
 
     if ((unsigned)ev->sv.mfrom < sizeof(v->st.spf) / sizeof(v->st.spf[0]))
         v->st.spf[ev->sv.mfrom]++;
+    vd_observe_latency(&v->st, vd_now_ms() - ev->started_ms);
 
     /* SPF headers. */
     memset(&h, 0, sizeof(h));
@@ -609,6 +624,7 @@ static int vd_start(struct vd *v, struct vd_msg *m)
     unsigned ms = cfg->evaluation_timeout_ms + VD_DEADLINE_SLACK_MS;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
+    ev->started_ms = vd_now_ms();
     ev->deadline = evtimer_new(v->base, vd_deadline, m);
     if (ev->deadline == NULL || evtimer_add(ev->deadline, &tv) < 0)
         return -1;

@@ -49,11 +49,22 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg);
 /* vd_expire: drop expired message entries (called from a periodic timer). */
 void vd_expire(struct vd *v);
 
+#define VD_LATENCY_BUCKETS 12
+#define VD_LATENCY_BOUNDS_MS                                                                       \
+    {                                                                                              \
+        1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000                                   \
+    }
+
 struct vd_stats {
     uint64_t requests, messages, skipped_trusted, skipped_authenticated, evaluated, reused,
         bad_requests;
     uint64_t spf[7];          /* by enum spf_res, MAIL FROM identity */
     uint64_t dispositions[3]; /* by enum dmarc_disp: none, quarantine, reject */
+    /* Evaluation latency (first RCPT to decision), cumulative histogram with
+     * the upper bounds of VD_LATENCY_BOUNDS_MS; the last bucket is +Inf. */
+    uint64_t latency_le[VD_LATENCY_BUCKETS + 1];
+    uint64_t latency_count;
+    double latency_sum_s;
 };
 void vd_get_stats(struct vd *v, struct vd_stats *out);
 
