@@ -24,12 +24,14 @@
 #include "cfg.h"
 #include "dns.h"
 #include "log.h"
+#include "rcount.h"
 #include "spfw.h"
 #include "srv.h"
 #include "vd.h"
 
 #define MAIN_EXPIRE_INTERVAL_S 10
 #define MAIN_SHUTDOWN_GRACE_MS 5000
+#define MAIN_COUNTER_FLUSH_MS 2000 /* at shutdown, try this long to write buffered rows */
 
 struct daemon {
     const char *config_path;
@@ -39,6 +41,7 @@ struct daemon {
     struct spfw_pool *pool;
     struct srv *srv;
     struct vd *vd;
+    struct rcount *rc; /* NULL when `redis` is not set */
     struct event *ev_term, *ev_int, *ev_hup, *ev_expire, *ev_hard_stop;
     int stopping;
 };
@@ -133,6 +136,48 @@ static void main_write_pidfile(const struct pd_config *cfg)
     fclose(f);
 }
 
+static void main_rcount_config(const struct pd_config *cfg, struct rcount_config *rcc)
+{
+    memset(rcc, 0, sizeof(*rcc));
+    rcc->redis = cfg->redis;
+    rcc->password = cfg->redis_password;
+    rcc->db = cfg->redis_db;
+    rcc->prefix = cfg->redis_prefix;
+    rcc->retention_s = cfg->counter_retention_ms / 1000;
+    rcc->buffer_rows = cfg->counter_buffer;
+}
+
+/* main_apply_counter: start, reconfigure or stop the counter writer to match
+ * cfg (start-up and SIGHUP). */
+static void main_apply_counter(struct daemon *d, const struct pd_config *cfg)
+{
+    struct rcount_config rcc;
+
+    main_rcount_config(cfg, &rcc);
+    if (cfg->redis == NULL || *cfg->redis == '\0') {
+        if (d->rc) {
+            struct rcount_stats st;
+
+            /* We are inside the loop here, and rcount_free() would have to run
+             * it to flush: drop what is buffered instead, and say how much. */
+            rcount_get_stats(d->rc, &st);
+            vd_set_counter(d->vd, NULL);
+            rcount_free(&d->rc, 0);
+            log_msg(LOG_L_WARNING, "counting stopped (redis unset); %u buffered row(s) dropped",
+                    st.buffered);
+        }
+        return;
+    }
+    if (d->rc) {
+        rcount_reconfigure(d->rc, &rcc);
+        return;
+    }
+    d->rc = rcount_new(d->base, &rcc);
+    if (d->rc == NULL)
+        log_msg(LOG_L_ERROR, "redis %s: cannot start the counter writer; not counting", cfg->redis);
+    vd_set_counter(d->vd, d->rc);
+}
+
 static void main_shutdown_done(void *arg)
 {
     struct daemon *d = arg;
@@ -198,6 +243,7 @@ static void main_on_hup(evutil_socket_t sig, short what, void *arg)
     spfw_reconfigure(d->pool, &pc);
     main_srv_limits(next, &lim);
     srv_set_limits(d->srv, &lim);
+    main_apply_counter(d, next);
     cfg_free(&d->cfg);
     d->cfg = next;
     log_msg(LOG_L_INFO, "configuration reloaded from %s", d->config_path);
@@ -304,6 +350,8 @@ int main(int argc, char **argv)
     if (d.vd == NULL)
         log_die("%s: %s", d.config_path, err);
 
+    main_apply_counter(&d, d.cfg);
+
     d.ev_term = evsignal_new(d.base, SIGTERM, main_on_term, &d);
     d.ev_int = evsignal_new(d.base, SIGINT, main_on_term, &d);
     d.ev_hup = evsignal_new(d.base, SIGHUP, main_on_hup, &d);
@@ -321,6 +369,8 @@ int main(int argc, char **argv)
 
     log_msg(LOG_L_INFO, "stopped");
     vd_free(&d.vd);
+    /* After the last decision: rows still buffered get a last chance. */
+    rcount_free(&d.rc, MAIN_COUNTER_FLUSH_MS);
     spfw_free(&d.pool);
     dns_free(&d.dns);
     srv_free(&d.srv);

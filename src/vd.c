@@ -38,6 +38,8 @@
 #include "log.h"
 #include "pp.h"
 #include "psl.h"
+#include "rcount.h"
+#include "rrow.h"
 #include "san.h"
 #include "spfres.h"
 #include "spfw.h"
@@ -76,6 +78,13 @@ struct vd_msg {
     char *first;                   /* DONE: the first reply when it is not a header (HOLD...) */
     char *headers[VD_MAX_HEADERS]; /* DONE: headers still to send, in order */
     size_t nheaders, next_header;
+    struct vd_count *count; /* DONE, count_stage = end-of-message: the row to count */
+};
+
+/* A row waiting for END-OF-MESSAGE (count_stage = end-of-message). */
+struct vd_count {
+    struct rrow row;
+    struct rrow_policy pol;
 };
 
 struct vd {
@@ -86,6 +95,7 @@ struct vd {
     struct psl_ctx *psl; /* org_domain_method = psl only */
     char *psl_file;      /* the file psl was loaded from */
     struct cidr_list *trusted, *forwarders;
+    struct rcount *rc; /* counters in Redis; NULL when `redis` is not set */
     struct inst_table *msgs;
     struct vd_stats st;
     uint64_t anon_seq; /* for requests without an instance attribute */
@@ -104,9 +114,14 @@ static uint64_t vd_now_ms(void)
  * written into a header, a reply or a log line. */
 static void vd_copy(char *dst, size_t sz, const char *src)
 {
-    size_t n = strnlen(src, sz - 1);
+    size_t n = 0;
 
-    memcpy(dst, src, n);
+    /* A loop rather than strnlen: sources include short literals, which
+     * gcc's overread check would flag for a bound larger than them. */
+    while (n + 1 < sz && src[n] != '\0') {
+        dst[n] = src[n];
+        n++;
+    }
     dst[n] = '\0';
 }
 
@@ -142,6 +157,7 @@ static void vd_msg_free(void *p)
         free(m->headers[i]);
     free(m->repeat);
     free(m->first);
+    free(m->count);
     free(m->instance);
     free(m);
 }
@@ -421,6 +437,90 @@ static char *vd_reject_action(const struct pd_config *cfg, const struct vd_eval 
     return strdup(out);
 }
 
+void vd_set_counter(struct vd *v, struct rcount *rc)
+{
+    v->rc = rc;
+}
+
+static enum rrow_reason vd_rrow_reason(unsigned bit)
+{
+    switch (bit) {
+    case DMARC_REASON_POLICY_TEST_MODE:
+        return RROW_R_POLICY_TEST_MODE;
+    case DMARC_REASON_SAMPLED_OUT:
+        return RROW_R_SAMPLED_OUT;
+    case DMARC_REASON_LOCAL_POLICY:
+        return RROW_R_LOCAL_POLICY;
+    case DMARC_REASON_TRUSTED_FORWARDER:
+        return RROW_R_TRUSTED_FORWARDER;
+    }
+    return RROW_R_OTHER;
+}
+
+static void vd_uris(const char (*uris)[DMARC_URI_MAX], size_t n, char *out, size_t sz)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(out + len, sz - len, "%s%s", len ? "," : "", uris[i]);
+        if (k < 0 || (size_t)k >= sz - len)
+            break;
+        len += (size_t)k;
+    }
+}
+
+/* vd_make_count: the RFC 9990 row and policy snapshot of a decided message.
+ * Reports go to the domain whose record was used (record_domain): its
+ * subdomains' rows carry their own header_from. */
+static void vd_make_count(const struct vd_eval *ev, const struct dmarc_disp_out *d,
+                          struct vd_count *c)
+{
+    const struct dmarc_record *r = &ev->disc.rec;
+    const char *at = strrchr(ev->sender, '@');
+
+    memset(c, 0, sizeof(*c));
+    vd_copy(c->row.source_ip, sizeof(c->row.source_ip), ev->client);
+    vd_copy(c->row.disposition, sizeof(c->row.disposition), dmarc_disp_name(d->disposition));
+    vd_copy(c->row.dmarc_spf, sizeof(c->row.dmarc_spf),
+            d->result == DMARC_RES_PASS ? "pass" : "fail");
+    vd_copy(c->row.spf_domain, sizeof(c->row.spf_domain),
+            ev->sv.mfrom_domain[0] ? ev->sv.mfrom_domain : ev->policy_domain);
+    vd_copy(c->row.spf_scope, sizeof(c->row.spf_scope), ev->sender[0] ? "mfrom" : "helo");
+    vd_copy(c->row.spf_result, sizeof(c->row.spf_result), spf_res_name(ev->sv.mfrom));
+    vd_copy(c->row.envelope_from, sizeof(c->row.envelope_from),
+            ev->sender[0] && at ? ev->policy_domain : "");
+    vd_copy(c->row.header_from, sizeof(c->row.header_from), ev->policy_domain);
+    for (unsigned bit = 1; bit && bit <= DMARC_REASON_TRUSTED_FORWARDER; bit <<= 1)
+        if ((d->reasons & bit) && c->row.nreasons < RROW_MAX_REASONS)
+            c->row.reasons[c->row.nreasons++].type = vd_rrow_reason(bit);
+
+    vd_copy(c->pol.domain, sizeof(c->pol.domain), ev->disc.record_domain);
+    vd_copy(c->pol.p, sizeof(c->pol.p), dmarc_policy_name(r->p));
+    vd_copy(c->pol.sp, sizeof(c->pol.sp), r->sp ? dmarc_policy_name(r->sp) : "");
+    vd_copy(c->pol.np, sizeof(c->pol.np), r->np ? dmarc_policy_name(r->np) : "");
+    vd_copy(c->pol.adkim, sizeof(c->pol.adkim), r->adkim == DMARC_ALIGN_STRICT ? "s" : "r");
+    vd_copy(c->pol.aspf, sizeof(c->pol.aspf), r->aspf == DMARC_ALIGN_STRICT ? "s" : "r");
+    vd_copy(c->pol.fo, sizeof(c->pol.fo), r->fo[0] ? r->fo : "0");
+    vd_copy(c->pol.testing, sizeof(c->pol.testing), r->testing ? "y" : "n");
+    vd_copy(c->pol.psd, sizeof(c->pol.psd),
+            r->psd == DMARC_PSD_Y   ? "y"
+            : r->psd == DMARC_PSD_N ? "n"
+                                    : "u");
+    vd_copy(c->pol.discovery_method, sizeof(c->pol.discovery_method),
+            ev->disc.method == DMARC_DISC_PSL ? "psl" : "treewalk");
+    c->pol.pct = r->pct;
+    vd_uris(r->rua, r->nrua, c->pol.rua, sizeof(c->pol.rua));
+}
+
+static void vd_count_now(struct vd *v, const struct vd_count *c)
+{
+    if (rcount_add(v->rc, &c->row, &c->pol, (long long)time(NULL)) < 0)
+        v->st.count_dropped++;
+    else
+        v->st.counted++;
+}
+
 static void vd_observe_latency(struct vd_stats *st, uint64_t ms)
 {
     static const uint64_t bounds[VD_LATENCY_BUCKETS] = VD_LATENCY_BOUNDS_MS;
@@ -535,6 +635,26 @@ static void vd_decide(struct vd_msg *m)
                  "later",
                  ev->policy_domain);
         m->repeat = strdup(action);
+    }
+    /* One count per message, with the disposition actually applied: only
+     * messages with a DMARC record (someone may want the report), never a
+     * deferred attempt, never the reporter's own mail. A reject is counted
+     * now at either stage: the message will not reach END-OF-MESSAGE. */
+    if (v->rc && use_dmarc && ev->disc.status == DMARC_DISC_FOUND &&
+        !(m->repeat && strncmp(m->repeat, "DEFER", 5) == 0) &&
+        !(*cfg->report_email && strcasecmp(ev->sender, cfg->report_email) == 0)) {
+        struct vd_count c;
+        int rejected = m->repeat != NULL; /* deferrals were excluded above */
+
+        vd_make_count(ev, &d, &c);
+        if (rejected) /* quarantine_action = reject: what was applied is a reject */
+            snprintf(c.row.disposition, sizeof(c.row.disposition), "reject");
+        if (cfg->count_stage == CFG_COUNT_EOM && !rejected) {
+            if ((m->count = malloc(sizeof(*m->count))) != NULL)
+                *m->count = c;
+        } else {
+            vd_count_now(v, &c);
+        }
     }
     if (dmarc_first)
         vd_add_header(m, dmarc_hdr);
@@ -694,6 +814,13 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
             }
             vd_reply_dunno(c, &req);
             return;
+        }
+        if (m->count && strcasecmp(state, "END-OF-MESSAGE") == 0) {
+            /* count_stage = end-of-message: the message was received. */
+            if (v->rc)
+                vd_count_now(v, m->count);
+            free(m->count);
+            m->count = NULL;
         }
         vd_next_action(m, state, action, sizeof(action));
         pp_request_free(&req);

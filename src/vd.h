@@ -43,6 +43,11 @@ struct vd *vd_new(const struct pd_config *cfg, struct event_base *base, struct s
 int vd_reconfigure(struct vd *v, const struct pd_config *cfg, char *err, size_t errlen);
 void vd_free(struct vd **vp);
 
+/* vd_set_counter: count decided messages into rc (NULL: stop counting).
+ * Borrowed until the next call or vd_free. */
+struct rcount;
+void vd_set_counter(struct vd *v, struct rcount *rc);
+
 /* vd_handle: the srv request handler (srv_request_fn with arg = struct vd *). */
 void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg);
 
@@ -58,8 +63,9 @@ void vd_expire(struct vd *v);
 struct vd_stats {
     uint64_t requests, messages, skipped_trusted, skipped_authenticated, evaluated, reused,
         bad_requests;
-    uint64_t spf[7];          /* by enum spf_res, MAIL FROM identity */
-    uint64_t dispositions[3]; /* by enum dmarc_disp: none, quarantine, reject */
+    uint64_t spf[7];                 /* by enum spf_res, MAIL FROM identity */
+    uint64_t dispositions[3];        /* by enum dmarc_disp: none, quarantine, reject */
+    uint64_t counted, count_dropped; /* rows handed to / refused by the counter writer */
     /* Evaluation latency (first RCPT to decision), cumulative histogram with
      * the upper bounds of VD_LATENCY_BOUNDS_MS; the last bucket is +Inf. */
     uint64_t latency_le[VD_LATENCY_BUCKETS + 1];
