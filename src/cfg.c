@@ -128,6 +128,8 @@ static const struct cfg_row cfg_rows[] = {
                "user[:group] owning unix listening sockets (empty: unchanged)"),
     ROW_STRING("user", 0, user, check_username,
                "drop privileges to this user after binding (empty: stay)"),
+    ROW_BOOL("allow_root", "no", 0, allow_root,
+             "run as root when user is empty (otherwise the daemon refuses to start)"),
     ROW_STRING("pid_file", 0, pid_file, check_abspath,
                "absolute path of a PID file to write (empty: none)"),
     ROW_UINT("workers", "4", "1..256", 0, workers, 1, 256, "number of SPF worker processes"),

@@ -47,6 +47,7 @@ struct pd_config {
     unsigned socket_mode;     /* unix socket mode; default 0666 */
     char *socket_owner;       /* "user[:group]" for unix sockets; default "" = unchanged */
     char *user;               /* drop privileges to this user after binding; default "" = stay */
+    int allow_root;           /* run as root when user is empty; default no */
     char *pid_file;           /* default "" = none */
     unsigned workers;         /* SPF worker processes; default 4, 1..256 */
     unsigned max_connections; /* default 1000, 1..1000000 (reloadable) */

@@ -110,8 +110,14 @@ static void main_drop_privileges(const struct pd_config *cfg)
 {
     struct passwd *pw;
 
-    if (cfg->user == NULL || *cfg->user == '\0')
+    if (cfg->user == NULL || *cfg->user == '\0') {
+        /* A policy daemon parses the whole Internet's input: it must not
+         * keep root by accident. */
+        if (geteuid() == 0 && !cfg->allow_root)
+            log_die("refusing to run as root: set user = <unprivileged user> (or allow_root = "
+                    "yes)");
         return;
+    }
     errno = 0;
     pw = getpwnam(cfg->user);
     if (pw == NULL)

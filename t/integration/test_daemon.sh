@@ -151,4 +151,21 @@ d_stop b
 t_is "$D_RC" "0" "second daemon stops cleanly"
 t_ok "unix socket removed on exit" test ! -e "$T/policy.sock"
 
+# --- privileges ---------------------------------------------------------------------
+d_config r "allow_root = no"
+out=$("$PD_BUILD/policyd-dmarc" -c "$T/r.conf" 2>&1); rc=$?
+t_is "$rc" "1" "root without user (and without allow_root): refuses to start"
+t_like "$out" "refusing to run as root: set user" "... and says why"
+d_config u "allow_root = no" "user = nobody"
+d_start u
+pid=$(d_pid u)
+nobody=$(id -u nobody)
+t_is "$(awk '/^Uid:/ { print $2 $3 $4 $5 }' /proc/$pid/status)" "$nobody$nobody$nobody$nobody" "user = nobody: the daemon runs as nobody (real, effective, saved, fs uid)"
+t_is "$(awk '/^Groups:/ { print $2 }' /proc/$pid/status)" "$(id -g nobody)" "supplementary groups reset (setgroups)"
+w=$(pgrep -P "$pid" | head -1)
+t_ok "SPF workers run as nobody too" test "$(awk '/^Uid:/ { print $3 }' /proc/$w/status)" = "$nobody"
+t_like "$(d_ask u instance=priv1 sender=alice@spf-pass.example)" "^b'action=PREPEND Received-SPF: pass" "and still answers"
+d_stop u
+t_is "$D_RC" "0" "stops cleanly as nobody"
+
 t_done

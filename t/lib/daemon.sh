@@ -19,6 +19,8 @@ d_config() {
         echo "log_level = info"
         echo "hostname = mx.test.example"
         echo "pid_file = $T/$name.pid"
+        # Tests run as root; the privilege drop has its own test (user = nobody).
+        echo "allow_root = yes"
         for l in "$@"; do echo "$l"; done
     } > "$T/$name.conf"
 }
