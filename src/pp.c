@@ -54,7 +54,7 @@ const char *pp_parser_error(const struct pp_parser *p)
 
 int pp_parser_idle(const struct pp_parser *p)
 {
-    return p->total == 0;
+    return p == NULL || p->total == 0;
 }
 
 static enum pp_status pp_fail(struct pp_parser *p, const char *reason)

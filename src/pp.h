@@ -54,7 +54,7 @@ enum pp_status pp_parser_feed(struct pp_parser *p, const char *data, size_t len,
                               struct pp_request **out);
 /* pp_parser_error: short reason for the last PP_ERROR ("line too long", ...). */
 const char *pp_parser_error(const struct pp_parser *p);
-/* pp_parser_idle: 1 when no partial request is buffered. */
+/* pp_parser_idle: 1 when no partial request is buffered (a NULL parser is idle). */
 int pp_parser_idle(const struct pp_parser *p);
 
 /* pp_format_reply: write "action=<action>\n\n" into buf. Refuses (returns -1) an

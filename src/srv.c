@@ -73,13 +73,17 @@ struct srv_conn {
     int in_process; /* conn_process() is on the stack */
     int req_timer;  /* the request timer runs for the request in progress */
     struct event *rev, *wev, *tmr;
-    struct pp_parser *pp;
-    size_t inoff, inlen; /* unparsed input is inbuf[inoff..inlen) */
+    /* Buffers exist only while they hold something: an idle connection (the
+     * usual state of a Postfix policy connection) costs no buffer at all, so
+     * ten thousand of them fit in a few MB. */
+    struct pp_parser *pp; /* while a request is partly read */
+    char *inbuf;          /* SRV_INBUF bytes while unparsed input is held */
+    size_t inoff, inlen;  /* unparsed input is inbuf[inoff..inlen) */
+    char *outbuf;         /* the reply being sent (heap only when send() was short) */
+    int out_heap;         /* outbuf is ours to free */
     size_t outoff, outlen;
     char idstr[24];
     char peer[64];
-    char inbuf[SRV_INBUF];
-    char outbuf[SRV_OUTBUF];
 };
 
 struct srv {
@@ -153,6 +157,9 @@ static void conn_free(struct srv_conn *c)
     if (c->fd >= 0)
         close(c->fd);
     pp_parser_free(&c->pp);
+    free(c->inbuf);
+    if (c->out_heap)
+        free(c->outbuf);
     free(c);
 }
 
@@ -245,17 +252,21 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 
     if (c->state == CS_CLOSING)
         return;
+    if (c->inbuf == NULL && (c->inbuf = malloc(SRV_INBUF)) == NULL) {
+        conn_gone(c, "out of memory");
+        return;
+    }
     if (c->inoff > 0) {
         memmove(c->inbuf, c->inbuf + c->inoff, c->inlen - c->inoff);
         c->inlen -= c->inoff;
         c->inoff = 0;
     }
-    if (c->inlen == sizeof(c->inbuf)) {
+    if (c->inlen == SRV_INBUF) {
         /* evaluating with a full buffer: wait for the reply (backpressure) */
         event_del(c->rev);
         return;
     }
-    n = recv(fd, c->inbuf + c->inlen, sizeof(c->inbuf) - c->inlen, 0);
+    n = recv(fd, c->inbuf + c->inlen, SRV_INBUF - c->inlen, 0);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
@@ -293,8 +304,13 @@ static void conn_process(struct srv_conn *c)
     while (c->state == CS_READING && !s->shutting && c->inoff < c->inlen) {
         size_t used = 0;
         struct pp_request *req = NULL;
-        enum pp_status st =
-            pp_parser_feed(c->pp, c->inbuf + c->inoff, c->inlen - c->inoff, &used, &req);
+        enum pp_status st;
+
+        if (c->pp == NULL && (c->pp = pp_parser_new()) == NULL) {
+            conn_gone(c, "out of memory");
+            break;
+        }
+        st = pp_parser_feed(c->pp, c->inbuf + c->inoff, c->inlen - c->inoff, &used, &req);
         if (st == PP_ERROR) {
             s->st.malformed++;
             log_kv(LOG_L_WARNING, "malformed_request", "conn", c->idstr, "client", c->peer,
@@ -317,9 +333,13 @@ static void conn_process(struct srv_conn *c)
         conn_close(c);
         return;
     }
-    if (c->inoff == c->inlen)
+    if (c->inoff == c->inlen) {
         c->inoff = c->inlen = 0;
-    if (pp_parser_idle(c->pp)) {
+        free(c->inbuf);
+        c->inbuf = NULL;
+    }
+    if (c->pp == NULL || pp_parser_idle(c->pp)) {
+        pp_parser_free(&c->pp);
         c->req_timer = 0;
         arm_ms(c->tmr, s->lim.idle_timeout_ms);
     } else if (!c->req_timer) {
@@ -339,6 +359,21 @@ static void conn_flush(struct srv_conn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* The reply was formatted on the caller's stack: keep what is
+                 * left of it until the socket takes it. */
+                if (!c->out_heap) {
+                    char *rest = malloc(c->outlen - c->outoff);
+                    if (rest == NULL) {
+                        c->outbuf = NULL;
+                        conn_gone(c, "out of memory");
+                        return;
+                    }
+                    memcpy(rest, c->outbuf + c->outoff, c->outlen - c->outoff);
+                    c->outbuf = rest;
+                    c->outlen -= c->outoff;
+                    c->outoff = 0;
+                    c->out_heap = 1;
+                }
                 event_add(c->wev, NULL);
                 return;
             }
@@ -347,6 +382,10 @@ static void conn_flush(struct srv_conn *c)
         }
         c->outoff += (size_t)n;
     }
+    if (c->out_heap)
+        free(c->outbuf);
+    c->outbuf = NULL;
+    c->out_heap = 0;
     event_del(c->wev);
     c->s->st.replies++;
     conn_set_state(c, CS_READING);
@@ -401,7 +440,7 @@ static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct
         return;
     }
     c = calloc(1, sizeof(*c));
-    if (c == NULL || (c->pp = pp_parser_new()) == NULL)
+    if (c == NULL)
         goto fail;
     c->s = s;
     c->fd = fd;
@@ -774,17 +813,22 @@ void srv_reply(struct srv_conn *c, const char *action)
         conn_maybe_reap(c);
         return;
     }
-    int n = pp_format_reply(c->outbuf, sizeof(c->outbuf), action);
+    char out[SRV_OUTBUF];
+    int n = pp_format_reply(out, sizeof(out), action);
     if (n < 0) {
         log_kv(LOG_L_ERROR, "bad_reply", "conn", c->idstr, "client", c->peer, "reason",
                "action empty, too long or with CR/LF", NULL);
         conn_close(c);
         return;
     }
+    c->outbuf = out; /* conn_flush copies it to the heap if it cannot send it all now */
+    c->out_heap = 0;
     c->outlen = (size_t)n;
     c->outoff = 0;
     conn_set_state(c, CS_WRITING);
     conn_flush(c);
+    if (!c->out_heap)
+        c->outbuf = NULL; /* never keep a pointer into this stack frame */
 }
 
 void srv_conn_release(struct srv_conn *c)
