@@ -264,17 +264,33 @@ int rsp_start(struct rsp *s, struct event_base *base, int family, struct rsp_ent
         a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         len = sizeof(*a);
     }
-    s->ufd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->ufd < 0 || bind(s->ufd, (struct sockaddr *)&ss, len) < 0)
-        return -1;
-    /* TCP on the same port number as UDP */
-    if (getsockname(s->ufd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    s->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                       : ((struct sockaddr_in *)&ss)->sin_port);
-    s->tfd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    setsockopt(s->tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (s->tfd < 0 || bind(s->tfd, (struct sockaddr *)&ss, len) < 0 || listen(s->tfd, 16) < 0)
+    /* UDP takes an ephemeral port and TCP must get the same number; with
+     * tests running in parallel another socket may hold it for TCP, so try
+     * a few ports before giving up. */
+    for (int attempt = 0; attempt < 50; attempt++) {
+        socklen_t l = len;
+
+        if (family == AF_INET6)
+            ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+        else
+            ((struct sockaddr_in *)&ss)->sin_port = 0;
+        s->ufd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s->ufd < 0 || bind(s->ufd, (struct sockaddr *)&ss, len) < 0 ||
+            getsockname(s->ufd, (struct sockaddr *)&ss, &l) < 0)
+            return -1;
+        s->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+        s->tfd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s->tfd < 0)
+            return -1;
+        setsockopt(s->tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(s->tfd, (struct sockaddr *)&ss, len) == 0 && listen(s->tfd, 16) == 0)
+            break;
+        close(s->tfd);
+        close(s->ufd);
+        s->tfd = s->ufd = -1;
+    }
+    if (s->tfd < 0)
         return -1;
     s->uev = event_new(base, s->ufd, EV_READ | EV_PERSIST, udp_read, s);
     s->tev = event_new(base, s->tfd, EV_READ | EV_PERSIST, tcp_accept, s);
