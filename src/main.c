@@ -24,6 +24,8 @@
 #include "cfg.h"
 #include "dns.h"
 #include "log.h"
+#include "metrics.h"
+#include "pdmetrics.h"
 #include "rcount.h"
 #include "spfw.h"
 #include "srv.h"
@@ -41,7 +43,9 @@ struct daemon {
     struct spfw_pool *pool;
     struct srv *srv;
     struct vd *vd;
-    struct rcount *rc; /* NULL when `redis` is not set */
+    struct metrics *metrics;
+    struct pdm_sources msrc; /* what the metrics collector reads */
+    struct rcount *rc;       /* NULL when `redis` is not set */
     struct event *ev_term, *ev_int, *ev_hup, *ev_expire, *ev_hard_stop;
     int stopping;
 };
@@ -153,6 +157,20 @@ static void main_rcount_config(const struct pd_config *cfg, struct rcount_config
     rcc->buffer_rows = cfg->counter_buffer;
 }
 
+/* main_rcount_stats: the counter writer's statistics for the metrics. */
+static void main_rcount_stats(void *ctx, struct rcount_stats *out)
+{
+    rcount_get_stats(ctx, out);
+}
+
+/* main_counter_metrics: the Redis metrics follow the counter writer (none
+ * when it is off). */
+static void main_counter_metrics(struct daemon *d)
+{
+    d->msrc.rcount_stats = d->rc ? main_rcount_stats : NULL;
+    d->msrc.rcount_ctx = d->rc;
+}
+
 /* main_apply_counter: start, reconfigure or stop the counter writer to match
  * cfg (start-up and SIGHUP). */
 static void main_apply_counter(struct daemon *d, const struct pd_config *cfg)
@@ -169,6 +187,7 @@ static void main_apply_counter(struct daemon *d, const struct pd_config *cfg)
             rcount_get_stats(d->rc, &st);
             vd_set_counter(d->vd, NULL);
             rcount_free(&d->rc, 0);
+            main_counter_metrics(d);
             log_msg(LOG_L_WARNING, "counting stopped (redis unset); %u buffered row(s) dropped",
                     st.buffered);
         }
@@ -182,6 +201,7 @@ static void main_apply_counter(struct daemon *d, const struct pd_config *cfg)
     if (d->rc == NULL)
         log_msg(LOG_L_ERROR, "redis %s: cannot start the counter writer; not counting", cfg->redis);
     vd_set_counter(d->vd, d->rc);
+    main_counter_metrics(d);
 }
 
 static void main_shutdown_done(void *arg)
@@ -342,6 +362,15 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < d.cfg->listen.n; i++)
         if (srv_listen(d.srv, d.cfg->listen.items[i], err, sizeof(err)) < 0)
             log_die("listen %s: %s", d.cfg->listen.items[i], err);
+    /* Bound with the listeners, before privileges are dropped. The collector
+     * reads d.msrc, filled in below once the modules exist; the loop (and so
+     * a scrape) does not run before that. */
+    if (d.cfg->metrics_listen != NULL && *d.cfg->metrics_listen != '\0') {
+        d.metrics =
+            metrics_new(d.base, d.cfg->metrics_listen, pdm_collect_cb, &d.msrc, err, sizeof(err));
+        if (d.metrics == NULL)
+            log_die("metrics_listen %s: %s", d.cfg->metrics_listen, err);
+    }
     main_write_pidfile(d.cfg);
     main_drop_privileges(d.cfg);
 
@@ -357,6 +386,11 @@ int main(int argc, char **argv)
         log_die("%s: %s", d.config_path, err);
 
     main_apply_counter(&d, d.cfg);
+
+    d.msrc.srv = d.srv;
+    d.msrc.dns = d.dns;
+    d.msrc.pool = d.pool;
+    d.msrc.vd = d.vd;
 
     d.ev_term = evsignal_new(d.base, SIGTERM, main_on_term, &d);
     d.ev_int = evsignal_new(d.base, SIGINT, main_on_term, &d);
@@ -374,6 +408,7 @@ int main(int argc, char **argv)
     event_base_dispatch(d.base);
 
     log_msg(LOG_L_INFO, "stopped");
+    metrics_free(&d.metrics);
     vd_free(&d.vd);
     /* After the last decision: rows still buffered get a last chance. */
     rcount_free(&d.rc, MAIN_COUNTER_FLUSH_MS);
