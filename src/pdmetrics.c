@@ -57,7 +57,25 @@ static void pdm_vd(struct evbuffer *out, struct vd *vd)
 
     memset(&st, 0, sizeof(st));
     vd_get_stats(vd, &st);
-    metrics_counter(out, P "requests_total", "Policy requests received.", "", st.requests);
+    {
+        static const char *const states[VD_STATES] = VD_STATE_NAMES;
+        static const char *const actions[VD_ACTIONS] = VD_ACTION_NAMES;
+        static const char *const results[4] = {"none", "pass", "fail", "temperror"};
+
+        metrics_family(out, P "requests_total", METRICS_COUNTER,
+                       "Policy requests received, by protocol_state.");
+        for (size_t i = 0; i < VD_STATES; i++)
+            pdm_labelled(out, P "requests_total", "protocol_state", states[i],
+                         st.requests_by_state[i]);
+        metrics_family(out, P "actions_total", METRICS_COUNTER,
+                       "Replies sent, by action (reply codes: 5XX as REJECT, 4XX as DEFER).");
+        for (size_t i = 0; i < VD_ACTIONS; i++)
+            pdm_labelled(out, P "actions_total", "action", actions[i], st.replies_by_action[i]);
+        metrics_family(out, P "dmarc_results_total", METRICS_COUNTER,
+                       "Envelope-DMARC results of evaluated messages, by result.");
+        for (size_t i = 0; i < 4; i++)
+            pdm_labelled(out, P "dmarc_results_total", "result", results[i], st.dmarc_results[i]);
+    }
     metrics_counter(out, P "bad_requests_total", "Policy requests refused as invalid.", "",
                     st.bad_requests);
     metrics_counter(out, P "messages_total", "Messages seen (first request of an instance).", "",

@@ -109,6 +109,25 @@ static uint64_t vd_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* vd_reply: srv_reply, counted by the action's first word (a reply code
+ * counts as REJECT for 5XX and DEFER for 4XX). */
+static void vd_reply(struct vd *v, struct srv_conn *c, const char *action)
+{
+    static const char *const names[VD_ACTIONS] = VD_ACTION_NAMES;
+    size_t i, n = strcspn(action, " ");
+
+    if (action[0] == '5')
+        i = 2;
+    else if (action[0] == '4' || strncmp(action, "DEFER_IF_PERMIT", n) == 0)
+        i = 3;
+    else
+        for (i = 0; i < VD_ACTIONS - 1; i++)
+            if (strlen(names[i]) == n && strncmp(action, names[i], n) == 0)
+                break;
+    v->st.replies_by_action[i]++;
+    srv_reply(c, action);
+}
+
 /* vd_copy: bounded copy of a request value into a fixed field. Values are
  * kept raw here (SPF needs them exact); they are sanitised where they are
  * written into a header, a reply or a log line. */
@@ -149,7 +168,7 @@ static void vd_msg_free(void *p)
      * default rather than leaving smtpd waiting for its policy timeout. */
     if (m->state == VD_PENDING) {
         for (size_t i = 0; i < m->nwaiters; i++)
-            srv_reply(m->waiters[i], "DUNNO");
+            vd_reply(m->vd, m->waiters[i], "DUNNO");
         m->nwaiters = 0;
     }
     vd_eval_free(&m->ev);
@@ -594,6 +613,8 @@ static void vd_decide(struct vd_msg *m)
         }
         vd_reasons(d.reasons, reasons, sizeof(reasons));
         v->st.dispositions[d.disposition]++;
+        if ((unsigned)d.result < 4)
+            v->st.dmarc_results[d.result]++;
 
         memset(&hd, 0, sizeof(hd));
         hd.result = dmarc_result_name(d.result);
@@ -670,7 +691,7 @@ static void vd_decide(struct vd_msg *m)
         vd_next_action(m, "RCPT", action, sizeof(action));
         if (i == 0)
             vd_log_decision(m, ev, use_dmarc ? &d : NULL, reasons, action);
-        srv_reply(m->waiters[i], action);
+        vd_reply(v, m->waiters[i], action);
     }
     m->nwaiters = 0;
     vd_eval_free(&m->ev);
@@ -729,10 +750,10 @@ static void vd_deadline(evutil_socket_t fd, short what, void *arg)
     vd_decide(m);
 }
 
-static void vd_reply_dunno(struct srv_conn *c, struct pp_request **req)
+static void vd_reply_dunno(struct vd *v, struct srv_conn *c, struct pp_request **req)
 {
     pp_request_free(req);
-    srv_reply(c, "DUNNO");
+    vd_reply(v, c, "DUNNO");
 }
 
 /* vd_start: begin evaluating a new message. 0, or -1 when nothing could be
@@ -796,6 +817,14 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         return;
     }
     state = pp_get(req, "protocol_state");
+    {
+        static const char *const states[VD_STATES] = VD_STATE_NAMES;
+        size_t i;
+
+        for (i = 0; i < VD_STATES - 1 && strcasecmp(state, states[i]) != 0; i++)
+            ;
+        v->st.requests_by_state[i]++;
+    }
     instance = pp_get(req, "instance");
     if (*instance == '\0') {
         /* No instance: nothing to correlate later requests with. */
@@ -812,7 +841,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
                 pp_request_free(&req);
                 return;
             }
-            vd_reply_dunno(c, &req);
+            vd_reply_dunno(v, c, &req);
             return;
         }
         if (m->count && strcasecmp(state, "END-OF-MESSAGE") == 0) {
@@ -824,13 +853,13 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         }
         vd_next_action(m, state, action, sizeof(action));
         pp_request_free(&req);
-        srv_reply(c, action);
+        vd_reply(v, c, action);
         return;
     }
 
     /* Decisions are taken once per message, at its first RCPT. */
     if (strcasecmp(state, "RCPT") != 0) {
-        vd_reply_dunno(c, &req);
+        vd_reply_dunno(v, c, &req);
         return;
     }
 
@@ -840,7 +869,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         free(m);
         free(ev);
         log_msg(LOG_L_ERROR, "out of memory for message %s", instance);
-        vd_reply_dunno(c, &req);
+        vd_reply_dunno(v, c, &req);
         return;
     }
     m->vd = v;
@@ -864,7 +893,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         vd_eval_free(&m->ev);
         if (inst_put(v->msgs, m->instance, m, now) < 0)
             vd_msg_free(m);
-        vd_reply_dunno(c, &req);
+        vd_reply_dunno(v, c, &req);
         return;
     }
 
@@ -874,7 +903,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
     if (inst_put(v->msgs, m->instance, m, now) < 0) {
         m->nwaiters = 0;
         vd_msg_free(m);
-        srv_reply(c, "DUNNO");
+        vd_reply(v, c, "DUNNO");
         return;
     }
     v->st.evaluated++;
@@ -887,7 +916,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         log_msg(LOG_L_ERROR, "cannot start the evaluation of message %s", key);
         m->nwaiters = 0;
         m->state = VD_SKIPPED;
-        srv_reply(c, "DUNNO");
+        vd_reply(v, c, "DUNNO");
         inst_del(v->msgs, key);
     }
 }

@@ -54,6 +54,16 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg);
 /* vd_expire: drop expired message entries (called from a periodic timer). */
 void vd_expire(struct vd *v);
 
+#define VD_STATES 4
+#define VD_STATE_NAMES                                                                             \
+    {                                                                                              \
+        "RCPT", "DATA", "END-OF-MESSAGE", "other"                                                  \
+    }
+#define VD_ACTIONS 7
+#define VD_ACTION_NAMES                                                                            \
+    {                                                                                              \
+        "DUNNO", "PREPEND", "REJECT", "DEFER", "HOLD", "FILTER", "other"                           \
+    }
 #define VD_LATENCY_BUCKETS 12
 #define VD_LATENCY_BOUNDS_MS                                                                       \
     {                                                                                              \
@@ -61,6 +71,9 @@ void vd_expire(struct vd *v);
     }
 
 struct vd_stats {
+    uint64_t requests_by_state[VD_STATES];  /* VD_STATE_NAMES order */
+    uint64_t replies_by_action[VD_ACTIONS]; /* VD_ACTION_NAMES order, by the reply's first word */
+    uint64_t dmarc_results[4];              /* by enum dmarc_result: none, pass, fail, temperror */
     uint64_t requests, messages, skipped_trusted, skipped_authenticated, evaluated, reused,
         bad_requests;
     uint64_t spf[7];                 /* by enum spf_res, MAIL FROM identity */

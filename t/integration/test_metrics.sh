@@ -145,12 +145,13 @@ t_is "$H_STATUS" "200" "GET /metrics: 200"
 t_like "$H_HEAD" '^Content-Type: text/plain; version=0\.0\.4' "content type of the text format 0.0.4"
 printf '%s' "$H_BODY" > "$T/m0.txt"
 t_ok "exposition is well formed (fresh daemon)" check_format "$T/m0.txt"
-t_is "$(metric policyd_dmarc_requests_total)" "0" "requests_total 0 before any request"
+t_is "$(metric 'policyd_dmarc_requests_total{protocol_state="RCPT"}')" "0" "requests_total 0 before any request"
 t_is "$(metric policyd_dmarc_connections_open)" "0" "connections_open 0"
 t_is "$(metric 'policyd_dmarc_build_info{version="'"$("$PD_BUILD/policyd-dmarc" -V | awk '{print $2}')"'"}')" "1" \
     "build_info carries the version"
 missing=
-for f in requests_total messages_total dns_queries_total dns_cache_hits_total dns_timeouts_total \
+for f in 'requests_total{protocol_state="RCPT"}' 'actions_total{action="PREPEND"}' \
+    'dmarc_results_total{result="fail"}' messages_total dns_queries_total dns_cache_hits_total dns_timeouts_total \
     dns_errors_total spf_worker_queue_depth spf_workers_busy spf_evaluations_total \
     spf_worker_deaths_total connections_open connections_accepted_total \
     'connections_refused_total{reason="limit"}' 'connections_closed_total{reason="idle"}' \
@@ -183,7 +184,9 @@ http GET /metrics
 t_is "$H_STATUS" "200" "GET /metrics after traffic: 200"
 printf '%s' "$H_BODY" > "$T/m1.txt"
 t_ok "exposition is well formed (after traffic)" check_format "$T/m1.txt"
-t_is "$(metric policyd_dmarc_requests_total)" "5" "requests_total counts the 5 valid requests"
+t_is "$(metric 'policyd_dmarc_requests_total{protocol_state="RCPT"}')" "5" "requests_total counts the 5 valid requests (RCPT)"
+t_is "$(metric 'policyd_dmarc_actions_total{action="REJECT"}')" "1" "actions_total: one reject"
+t_is "$(metric 'policyd_dmarc_dmarc_results_total{result="fail"}')" "1" "dmarc_results_total: one fail"
 t_is "$(metric policyd_dmarc_messages_total)" "4" "messages_total 4"
 t_is "$(metric policyd_dmarc_messages_evaluated_total)" "3" "messages_evaluated_total 3"
 t_is "$(metric 'policyd_dmarc_messages_skipped_total{reason="trusted"}')" "1" "skipped trusted 1"
@@ -220,14 +223,14 @@ t_is "$H_STATUS" "405" "POST /metrics: 405"
 t_like "$H_HEAD" '^Allow: GET, HEAD' "405 names the allowed methods"
 http HEAD /metrics
 t_is "$H_STATUS$H_BODY" "200" "HEAD /metrics: 200 without a body"
-t_is "$(metric policyd_dmarc_requests_total)" "" "HEAD body is empty"
+t_is "$(metric 'policyd_dmarc_requests_total{protocol_state="RCPT"}')" "" "HEAD body is empty"
 
 # --- reload and stop -----------------------------------------------------------
 kill -HUP "$(d_pid a)"
 sleep 0.5
 http GET /metrics
 t_is "$H_STATUS" "200" "metrics still served after SIGHUP"
-t_is "$(metric policyd_dmarc_requests_total)" "5" "counters survive SIGHUP"
+t_is "$(metric 'policyd_dmarc_requests_total{protocol_state="RCPT"}')" "5" "counters survive SIGHUP"
 d_stop a
 t_is "$D_RC" "0" "daemon exits 0 on SIGTERM"
 t_ok "metrics port closed after exit" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$MPORT) 2>/dev/null"

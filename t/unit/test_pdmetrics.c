@@ -85,7 +85,15 @@ static int count(const char *text, const char *needle)
 int main(void)
 {
     static const char *const want_vd[] = {
-        "policyd_dmarc_requests_total 11",
+        "policyd_dmarc_requests_total{protocol_state=\"RCPT\"} 8",
+        "policyd_dmarc_requests_total{protocol_state=\"DATA\"} 2",
+        "policyd_dmarc_requests_total{protocol_state=\"END-OF-MESSAGE\"} 1",
+        "policyd_dmarc_requests_total{protocol_state=\"other\"} 0",
+        "policyd_dmarc_actions_total{action=\"DUNNO\"} 30",
+        "policyd_dmarc_actions_total{action=\"REJECT\"} 32",
+        "policyd_dmarc_actions_total{action=\"other\"} 36",
+        "policyd_dmarc_dmarc_results_total{result=\"none\"} 40",
+        "policyd_dmarc_dmarc_results_total{result=\"temperror\"} 43",
         "policyd_dmarc_bad_requests_total 1",
         "policyd_dmarc_messages_total 10",
         "policyd_dmarc_messages_skipped_total{reason=\"trusted\"} 2",
@@ -142,6 +150,13 @@ int main(void)
     char *text, line[128];
 
     fake_vd.requests = 11;
+    fake_vd.requests_by_state[0] = 8;
+    fake_vd.requests_by_state[1] = 2;
+    fake_vd.requests_by_state[2] = 1;
+    for (int i = 0; i < VD_ACTIONS; i++)
+        fake_vd.replies_by_action[i] = 30 + (uint64_t)i;
+    for (int i = 0; i < 4; i++)
+        fake_vd.dmarc_results[i] = 40 + (uint64_t)i;
     fake_vd.bad_requests = 1;
     fake_vd.messages = 10;
     fake_vd.skipped_trusted = 2;
