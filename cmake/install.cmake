@@ -95,9 +95,9 @@ if(NOT PD_I_UNITDIR STREQUAL "")
   pd_install_rewritten("${PD_I_SRC}/etc/policyd-dmarc.service" "${PD_I_UNITDIR}"
                        policyd-dmarc.service)
 endif()
-# cron ignores files in cron.d whose names contain a dot: "policyd-dmarc".
+# cron ignores files in cron.d whose names contain a dot: "policyd-dmarc-report".
 if(NOT PD_I_CRONDIR STREQUAL "" AND EXISTS "${PD_I_SRC}/etc/policyd-dmarc-report.cron")
   pd_install_rewritten("${PD_I_SRC}/etc/policyd-dmarc-report.cron" "${PD_I_CRONDIR}"
-                       policyd-dmarc)
+                       policyd-dmarc-report)
 endif()
 ]==])

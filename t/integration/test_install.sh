@@ -49,7 +49,7 @@ for f in "${man_pages[@]}"; do
     want+=("usr/share/man/man${n##*.}/$n")
 done
 ((have_report)) && want+=(usr/sbin/policyd-dmarc-report)
-((have_cron)) && want+=(etc/cron.d/policyd-dmarc)
+((have_cron)) && want+=(etc/cron.d/policyd-dmarc-report)
 t_ok "every file landed (${#want[@]} files)" has_files "$R" "${want[@]}"
 t_ok "man pages: policyd-dmarc.8 and policyd-dmarc.conf.5 among them" \
     has_files "$R" usr/share/man/man8/policyd-dmarc.8 usr/share/man/man5/policyd-dmarc.conf.5
@@ -152,7 +152,7 @@ for f in "${man_pages[@]}"; do
     want+=("opt/pd/share/man/man${n##*.}/$n")
 done
 ((have_report)) && want+=(opt/pd/sbin/policyd-dmarc-report)
-((have_cron)) && want+=(etc/cron.d/policyd-dmarc)
+((have_cron)) && want+=(etc/cron.d/policyd-dmarc-report)
 t_ok "/opt/pd: every file landed under the prefix (config in /etc/opt/pd, FHS)" has_files "$O" "${want[@]}"
 t_is "$(cd "$O" && find . -type f | grep -vE '^\./(opt/pd|etc/opt/pd|etc/cron\.d)/' | sort)" "" \
     "/opt/pd: nothing outside opt/pd, etc/opt/pd and etc/cron.d"
@@ -163,9 +163,9 @@ t_is "$("$O/opt/pd/sbin/policyd-dmarc" -V)" "$("$PD_BUILD/policyd-dmarc" -V)" "/
 
 # --- the reporter's cron file (when shipped) ---------------------------------------------
 if ((have_cron)); then
-    t_unlike "$(grep -v '^#' "$R/etc/cron.d/policyd-dmarc")" '/usr/local/|/opt/' "cron (/usr): no foreign prefix"
+    t_unlike "$(grep -v '^#' "$R/etc/cron.d/policyd-dmarc-report")" '/usr/local/|/opt/' "cron (/usr): no foreign prefix"
     if grep -q '/usr/sbin/policyd-dmarc' "$PD_SRC/etc/policyd-dmarc-report.cron"; then
-        t_like "$(cat "$O/etc/cron.d/policyd-dmarc")" '/opt/pd/sbin/policyd-dmarc' "cron (/opt/pd): names the prefix's program"
+        t_like "$(cat "$O/etc/cron.d/policyd-dmarc-report")" '/opt/pd/sbin/policyd-dmarc' "cron (/opt/pd): names the prefix's program"
     fi
 else
     t_pass "# SKIP etc/policyd-dmarc-report.cron is not in the tree yet"
