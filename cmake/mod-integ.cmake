@@ -12,3 +12,4 @@ pd_integ_test(integ_postfix_spf t/integration/test_postfix_spf.sh RESOURCE_LOCK 
 pd_integ_test(integ_dmarc t/integration/test_dmarc.sh RESOURCE_LOCK postfix)
 pd_integ_test(integ_counters t/integration/test_counters.sh)
 pd_integ_test(integ_faults t/integration/test_faults.sh)
+pd_integ_test(integ_greylist t/integration/test_greylist.sh RESOURCE_LOCK postfix)

@@ -163,12 +163,27 @@ static void main_rcount_stats(void *ctx, struct rcount_stats *out)
     rcount_get_stats(ctx, out);
 }
 
+/* main_grey_stats: greylisting outcomes, as the verdict module counted them. */
+static void main_grey_stats(void *ctx, struct pdm_grey_stats *out)
+{
+    struct vd_stats st;
+
+    vd_get_stats(ctx, &st);
+    out->pass = st.grey_pass;
+    out->defer = st.grey_defer;
+    out->awl_pass = st.grey_pass_awl;
+    out->whitelisted = st.grey_whitelisted;
+    out->errors = st.grey_errors;
+}
+
 /* main_counter_metrics: the Redis metrics follow the counter writer (none
- * when it is off). */
-static void main_counter_metrics(struct daemon *d)
+ * when it is off), the greylist metrics follow greylisting. */
+static void main_counter_metrics(struct daemon *d, const struct pd_config *cfg)
 {
     d->msrc.rcount_stats = d->rc ? main_rcount_stats : NULL;
     d->msrc.rcount_ctx = d->rc;
+    d->msrc.grey_stats = cfg->greylist ? main_grey_stats : NULL;
+    d->msrc.grey_ctx = d->vd;
 }
 
 /* main_apply_counter: start, reconfigure or stop the counter writer to match
@@ -187,21 +202,23 @@ static void main_apply_counter(struct daemon *d, const struct pd_config *cfg)
             rcount_get_stats(d->rc, &st);
             vd_set_counter(d->vd, NULL);
             rcount_free(&d->rc, 0);
-            main_counter_metrics(d);
+            main_counter_metrics(d, cfg);
             log_msg(LOG_L_WARNING, "counting stopped (redis unset); %u buffered row(s) dropped",
                     st.buffered);
         }
+        main_counter_metrics(d, cfg);
         return;
     }
     if (d->rc) {
         rcount_reconfigure(d->rc, &rcc);
+        main_counter_metrics(d, cfg);
         return;
     }
     d->rc = rcount_new(d->base, &rcc);
     if (d->rc == NULL)
         log_msg(LOG_L_ERROR, "redis %s: cannot start the counter writer; not counting", cfg->redis);
     vd_set_counter(d->vd, d->rc);
-    main_counter_metrics(d);
+    main_counter_metrics(d, cfg);
 }
 
 static void main_shutdown_done(void *arg)

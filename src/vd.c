@@ -33,12 +33,14 @@
 #include "dmarc_disc.h"
 #include "dmarc_disp.h"
 #include "dmarcq.h"
+#include "grey.h"
 #include "hdr.h"
 #include "inst.h"
 #include "log.h"
 #include "pp.h"
 #include "psl.h"
 #include "rcount.h"
+#include "rgrey.h"
 #include "rrow.h"
 #include "san.h"
 #include "spfres.h"
@@ -57,6 +59,7 @@ enum vd_msg_state { VD_PENDING, VD_DONE, VD_SKIPPED };
 struct vd_eval {
     char client[64], helo[SPF_DOMAIN_MAX], sender[SPF_DOMAIN_MAX * 2], rcpt[SPF_DOMAIN_MAX * 2];
     char policy_domain[SPF_DOMAIN_MAX]; /* "" when there is none usable */
+    char client_name[SPF_DOMAIN_MAX];   /* for greylist client whitelists */
     struct spfw_job *job;
     struct dmarcq *dq;
     struct event *deadline;
@@ -65,6 +68,11 @@ struct vd_eval {
     struct spf_verdict sv;
     struct dmarc_disc_result disc;
     enum dmarc_exist exists;
+    /* Decided, kept while the first RCPT's greylist check runs. */
+    int use_dmarc;
+    struct dmarc_disp_out d;
+    char reasons[128];
+    struct rgrey_req *greq;
 };
 
 struct vd_msg {
@@ -78,7 +86,15 @@ struct vd_msg {
     char *first;                   /* DONE: the first reply when it is not a header (HOLD...) */
     char *headers[VD_MAX_HEADERS]; /* DONE: headers still to send, in order */
     size_t nheaders, next_header;
-    struct vd_count *count; /* DONE, count_stage = end-of-message: the row to count */
+    struct vd_count *count; /* DONE: the row to count later (end-of-message, or greylisting) */
+    int count_at_accept;    /* count it at the first accepted RCPT (greylisting active) */
+    /* Greylisting: while active, each RCPT is checked as its own triplet
+     * until one passes; then the message is accepted for the rest. */
+    int grey_active;
+    char *grey_client, *grey_sender;
+    struct rgrey_req *greq;     /* a later RCPT's check in flight */
+    struct srv_conn *grey_conn; /* ... and the request waiting for it */
+    char grey_rcpt[SPF_DOMAIN_MAX * 2];
 };
 
 /* A row waiting for END-OF-MESSAGE (count_stage = end-of-message). */
@@ -95,7 +111,10 @@ struct vd {
     struct psl_ctx *psl; /* org_domain_method = psl only */
     char *psl_file;      /* the file psl was loaded from */
     struct cidr_list *trusted, *forwarders;
-    struct rcount *rc; /* counters in Redis; NULL when `redis` is not set */
+    struct rcount *rc;  /* counters in Redis; NULL when `redis` is not set */
+    struct rgrey *rg;   /* greylist store; NULL unless greylist = yes and redis is set */
+    struct grey_wl *wl; /* greylist whitelists (files), NULL when none */
+    struct grey_params gp;
     struct inst_table *msgs;
     struct vd_stats st;
     uint64_t anon_seq; /* for requests without an instance attribute */
@@ -153,6 +172,7 @@ static void vd_eval_free(struct vd_eval **evp)
     *evp = NULL;
     spfw_cancel(&ev->job);
     dmarcq_cancel(&ev->dq);
+    rgrey_cancel(&ev->greq);
     if (ev->deadline)
         event_free(ev->deadline);
     free(ev);
@@ -172,6 +192,12 @@ static void vd_msg_free(void *p)
         m->nwaiters = 0;
     }
     vd_eval_free(&m->ev);
+    if (m->greq) {
+        rgrey_cancel(&m->greq);
+        vd_reply(m->vd, m->grey_conn, "DUNNO");
+    }
+    free(m->grey_client);
+    free(m->grey_sender);
     for (size_t i = 0; i < m->nheaders; i++)
         free(m->headers[i]);
     free(m->repeat);
@@ -187,6 +213,60 @@ static int vd_psl_org(void *ctx, const char *domain, char *out, size_t outlen)
     return psl_org_domain(ctx, domain, out, outlen);
 }
 
+/* vd_grey_apply: the greylist whitelists, parameters and store for cfg.
+ * The files are read here only (start-up and SIGHUP), never per request. */
+static int vd_grey_apply(struct vd *v, const struct pd_config *cfg, char *err, size_t errlen)
+{
+    struct grey_wl *wl = NULL;
+    struct rgrey_config rc;
+    int on = cfg->greylist && cfg->redis && *cfg->redis;
+
+    if (on && (cfg->greylist_whitelist_clients.n || cfg->greylist_whitelist_recipients.n)) {
+        if ((wl = grey_wl_new()) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (size_t i = 0; i < cfg->greylist_whitelist_clients.n; i++)
+            if (grey_wl_load_clients(wl, cfg->greylist_whitelist_clients.items[i], err, errlen) < 0)
+                goto fail;
+        for (size_t i = 0; i < cfg->greylist_whitelist_recipients.n; i++)
+            if (grey_wl_load_recipients(wl, cfg->greylist_whitelist_recipients.items[i], err,
+                                        errlen) < 0)
+                goto fail;
+    }
+    memset(&rc, 0, sizeof(rc));
+    rc.redis = cfg->redis;
+    rc.password = cfg->redis_password;
+    rc.db = cfg->redis_db;
+    rc.prefix = cfg->redis_prefix;
+    if (on && v->rg == NULL) {
+        if ((v->rg = rgrey_new(v->base, &rc)) == NULL) {
+            snprintf(err, errlen, "greylist: cannot use redis %s", cfg->redis);
+            goto fail;
+        }
+    } else if (on) {
+        if (rgrey_reconfigure(v->rg, &rc) < 0) {
+            snprintf(err, errlen, "greylist: cannot use redis %s", cfg->redis);
+            goto fail;
+        }
+    } else {
+        rgrey_free(&v->rg);
+    }
+    grey_wl_free(&v->wl);
+    v->wl = wl;
+    grey_params_init(&v->gp);
+    v->gp.delay_ms = cfg->greylist_delay_ms;
+    v->gp.window_ms = cfg->greylist_retry_window_ms;
+    v->gp.max_age_ms = cfg->greylist_max_age_ms;
+    v->gp.awl_count = cfg->greylist_awl_count;
+    v->gp.ipv4_prefix = cfg->greylist_ipv4_prefix;
+    v->gp.ipv6_prefix = cfg->greylist_ipv6_prefix;
+    return 0;
+fail:
+    grey_wl_free(&wl);
+    return -1;
+}
+
 static int vd_apply(struct vd *v, const struct pd_config *cfg, char *err, size_t errlen)
 {
     struct cidr_list *t, *f;
@@ -200,6 +280,11 @@ static int vd_apply(struct vd *v, const struct pd_config *cfg, char *err, size_t
                         cfg->trusted_forwarders.n, err, errlen);
     if (f == NULL) {
         cidr_list_free(&t);
+        return -1;
+    }
+    if (vd_grey_apply(v, cfg, err, errlen) < 0) {
+        cidr_list_free(&t);
+        cidr_list_free(&f);
         return -1;
     }
     /* The list is read at start and on reload only (never per request). */
@@ -265,6 +350,8 @@ void vd_free(struct vd **vp)
         return;
     *vp = NULL;
     inst_free(&v->msgs);
+    rgrey_free(&v->rg);
+    grey_wl_free(&v->wl);
     cidr_list_free(&v->trusted);
     cidr_list_free(&v->forwarders);
     psl_close(&v->psl);
@@ -360,7 +447,8 @@ static void vd_reasons(unsigned bits, char *buf, size_t sz)
 }
 
 static void vd_log_decision(const struct vd_msg *m, const struct vd_eval *ev,
-                            const struct dmarc_disp_out *d, const char *reasons, const char *action)
+                            const struct dmarc_disp_out *d, const char *reasons, const char *grey,
+                            const char *action)
 {
     char line[2048];
     size_t len = 0;
@@ -391,6 +479,8 @@ static void vd_log_decision(const struct vd_msg *m, const struct vd_eval *ev,
         if (*reasons)
             len = log_kv_append(line, sizeof(line), len, "reason", reasons);
     }
+    if (grey)
+        len = log_kv_append(line, sizeof(line), len, "greylist", grey);
     len = log_kv_append(line, sizeof(line), len, "action", verb);
     if (*ev->sv.problem)
         len = log_kv_append(line, sizeof(line), len, "problem", ev->sv.problem);
@@ -540,6 +630,44 @@ static void vd_count_now(struct vd *v, const struct vd_count *c)
         v->st.counted++;
 }
 
+static void vd_finish(struct vd_msg *m, int grey, unsigned wait_s);
+static void vd_grey_first_cb(void *arg, const struct rgrey_result *r);
+
+/* vd_unix_ms: wall-clock milliseconds: greylist times are shared between MX
+ * hosts (run NTP). */
+static long long vd_unix_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* vd_grey_applies: whether the first RCPT of a decided message is
+ * greylisted. Order: trusted/skip (before) -> DMARC refusal -> greylist. */
+static int vd_grey_applies(struct vd *v, struct vd_msg *m, const struct vd_eval *ev,
+                           const struct dmarc_disp_out *d, int use_dmarc)
+{
+    const struct pd_config *cfg = v->cfg;
+
+    if (!cfg->greylist || v->rg == NULL || m->repeat)
+        return 0;
+    if (v->wl && (grey_wl_match_client(v->wl, ev->client, ev->client_name) ||
+                  grey_wl_match_recipient(v->wl, ev->rcpt))) {
+        v->st.grey_whitelisted++;
+        return 0;
+    }
+    /* Big senders retry from other addresses: a message whose SPF passes for
+     * a domain that enforces DMARC is authenticated enough. */
+    if (cfg->greylist_skip_authenticated && use_dmarc && ev->sv.mfrom == SPF_RES_PASS &&
+        ev->disc.status == DMARC_DISC_FOUND &&
+        (d->policy == DMARC_P_QUARANTINE || d->policy == DMARC_P_REJECT)) {
+        v->st.grey_skipped_authenticated++;
+        return 0;
+    }
+    return 1;
+}
+
 static void vd_observe_latency(struct vd_stats *st, uint64_t ms)
 {
     static const uint64_t bounds[VD_LATENCY_BUCKETS] = VD_LATENCY_BOUNDS_MS;
@@ -566,8 +694,12 @@ static void vd_decide(struct vd_msg *m)
     char spf_hdr[2][HDR_MAX + 1], dmarc_hdr[HDR_MAX + 1], reasons[128];
     char action[PP_MAX_ACTION + 16];
     int nspf = 0, use_dmarc = cfg->dmarc && ev->policy_domain[0];
-    int dmarc_first = 0;
+    int dmarc_first = 0, grey;
 
+    /* Decided: the deadline must not fire again (e.g. during greylisting,
+     * which has its own timeout). */
+    if (ev->deadline)
+        event_del(ev->deadline);
     if ((unsigned)ev->sv.mfrom < sizeof(v->st.spf) / sizeof(v->st.spf[0]))
         v->st.spf[ev->sv.mfrom]++;
     vd_observe_latency(&v->st, vd_now_ms() - ev->started_ms);
@@ -657,6 +789,8 @@ static void vd_decide(struct vd_msg *m)
                  ev->policy_domain);
         m->repeat = strdup(action);
     }
+    grey = vd_grey_applies(v, m, ev, &d, use_dmarc);
+
     /* One count per message, with the disposition actually applied: only
      * messages with a DMARC record (someone may want the report), never a
      * deferred attempt, never the reporter's own mail. A reject is counted
@@ -673,6 +807,13 @@ static void vd_decide(struct vd_msg *m)
         if (cfg->count_stage == CFG_COUNT_EOM && !rejected) {
             if ((m->count = malloc(sizeof(*m->count))) != NULL)
                 *m->count = c;
+        } else if (grey) {
+            /* A greylisted attempt is not a message: count at the first
+             * accepted RCPT, if there is one. */
+            if ((m->count = malloc(sizeof(*m->count))) != NULL) {
+                *m->count = c;
+                m->count_at_accept = 1;
+            }
         } else {
             vd_count_now(v, &c);
         }
@@ -684,17 +825,149 @@ static void vd_decide(struct vd_msg *m)
     if (!dmarc_first && use_dmarc && cfg->dmarc_header)
         vd_add_header(m, dmarc_hdr);
     m->next_header = 0;
-    m->state = VD_DONE;
+    ev->use_dmarc = use_dmarc;
+    ev->d = d;
+    snprintf(ev->reasons, sizeof(ev->reasons), "%s", reasons);
 
+    /* Greylisting comes after a DMARC refusal and before acceptance. */
+    if (grey) {
+        struct grey_triplet t;
+
+        if (grey_triplet_make(&v->gp, ev->client, ev->sender, ev->rcpt, &t) == 0 &&
+            (m->grey_client = strdup(ev->client)) != NULL &&
+            (m->grey_sender = strdup(ev->sender)) != NULL &&
+            (ev->greq = rgrey_check(v->rg, t.key, t.net, vd_unix_ms(), &v->gp, vd_grey_first_cb,
+                                    m)) != NULL) {
+            m->grey_active = 1;
+            v->st.grey_checks++;
+            return; /* vd_finish() when the store answers */
+        }
+        /* Not greylistable (address, length) or out of memory: fail open. */
+    }
+    vd_finish(m, -1, 0);
+}
+
+/* vd_accept: the message has an accepted RCPT: greylisting is over for it,
+ * and a count kept back for that moment is taken. */
+static void vd_accept(struct vd_msg *m)
+{
+    m->grey_active = 0;
+    free(m->grey_client);
+    free(m->grey_sender);
+    m->grey_client = m->grey_sender = NULL;
+    if (m->count && m->count_at_accept) {
+        if (m->vd->rc)
+            vd_count_now(m->vd, m->count);
+        free(m->count);
+        m->count = NULL;
+        m->count_at_accept = 0;
+    }
+}
+
+static void vd_grey_stat(struct vd *v, int verdict)
+{
+    switch (verdict) {
+    case GREY_DEFER:
+        v->st.grey_defer++;
+        break;
+    case GREY_PASS:
+    case GREY_PASS_NEW:
+        v->st.grey_pass++;
+        break;
+    case GREY_PASS_AWL:
+        v->st.grey_pass_awl++;
+        break;
+    case GREY_ERROR:
+        v->st.grey_errors++;
+        break;
+    }
+}
+
+/* vd_finish: answer the first RCPT (and any request that waited with it).
+ * grey is the greylist verdict for it, or -1 when greylisting did not apply. */
+static void vd_finish(struct vd_msg *m, int grey, unsigned wait_s)
+{
+    struct vd *v = m->vd;
+    struct vd_eval *ev = m->ev;
+    char action[PP_MAX_ACTION + 16];
+
+    m->state = VD_DONE;
+    if (grey >= 0)
+        vd_grey_stat(v, grey);
+    if (grey == GREY_DEFER) {
+        grey_format_reply(v->cfg->greylist_action, v->cfg->greylist_text, wait_s, ev->rcpt, action,
+                          sizeof(action));
+    } else {
+        vd_accept(m); /* passed, not greylisted, or Redis away (fail open) */
+        vd_next_action(m, "RCPT", action, sizeof(action));
+    }
+    vd_log_decision(m, ev, ev->use_dmarc ? &ev->d : NULL, ev->reasons,
+                    grey >= 0 ? grey_verdict_name((enum grey_verdict)grey) : NULL, action);
     /* The first waiter is the request that started the evaluation. */
     for (size_t i = 0; i < m->nwaiters; i++) {
-        vd_next_action(m, "RCPT", action, sizeof(action));
-        if (i == 0)
-            vd_log_decision(m, ev, use_dmarc ? &d : NULL, reasons, action);
+        if (i > 0 && grey != GREY_DEFER)
+            vd_next_action(m, "RCPT", action, sizeof(action));
         vd_reply(v, m->waiters[i], action);
     }
     m->nwaiters = 0;
     vd_eval_free(&m->ev);
+}
+
+static void vd_grey_first_cb(void *arg, const struct rgrey_result *r)
+{
+    struct vd_msg *m = arg;
+
+    m->ev->greq = NULL; /* freed by rgrey when this returns */
+    vd_finish(m, (int)r->verdict, r->wait_s);
+}
+
+/* vd_grey_rcpt_cb: the answer for a later RCPT of a greylisted message. */
+static void vd_grey_rcpt_cb(void *arg, const struct rgrey_result *r)
+{
+    struct vd_msg *m = arg;
+    struct vd *v = m->vd;
+    struct srv_conn *c = m->grey_conn;
+    char action[PP_MAX_ACTION + 16];
+
+    m->greq = NULL;
+    m->grey_conn = NULL;
+    vd_grey_stat(v, (int)r->verdict);
+    if (r->verdict == GREY_DEFER) {
+        grey_format_reply(v->cfg->greylist_action, v->cfg->greylist_text, r->wait_s, m->grey_rcpt,
+                          action, sizeof(action));
+    } else {
+        vd_accept(m);
+        vd_next_action(m, "RCPT", action, sizeof(action));
+    }
+    log_kv(LOG_L_INFO, "greylist", "instance", m->instance, "rcpt", m->grey_rcpt, "result",
+           grey_verdict_name(r->verdict), NULL);
+    vd_reply(v, c, action);
+}
+
+/* vd_grey_rcpt: a later RCPT of a message whose earlier RCPTs were all
+ * greylisted: its own triplet decides. */
+static void vd_grey_rcpt(struct vd *v, struct vd_msg *m, struct srv_conn *c, const char *rcpt)
+{
+    struct grey_triplet t;
+    char action[PP_MAX_ACTION + 16];
+    int listed = v->wl && grey_wl_match_recipient(v->wl, rcpt);
+
+    if (listed) {
+        v->st.grey_whitelisted++;
+    } else if (m->greq == NULL && v->rg &&
+               grey_triplet_make(&v->gp, m->grey_client, m->grey_sender, rcpt, &t) == 0) {
+        vd_copy(m->grey_rcpt, sizeof(m->grey_rcpt), rcpt);
+        m->greq = rgrey_check(v->rg, t.key, t.net, vd_unix_ms(), &v->gp, vd_grey_rcpt_cb, m);
+        if (m->greq) {
+            m->grey_conn = c;
+            v->st.grey_checks++;
+            return;
+        }
+    }
+    /* Whitelisted recipient, or the check cannot run: accept (fail open). */
+    vd_accept(m);
+    vd_next_action(m, "RCPT", action, sizeof(action));
+    vd_reply(v, c, action);
 }
 
 static void vd_maybe_decide(struct vd_msg *m)
@@ -844,7 +1117,20 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
             vd_reply_dunno(v, c, &req);
             return;
         }
-        if (m->count && strcasecmp(state, "END-OF-MESSAGE") == 0) {
+        if (m->grey_active) {
+            /* Greylisting is still deciding this message's recipients. */
+            if (strcasecmp(state, "RCPT") == 0) {
+                char rcpt[SPF_DOMAIN_MAX * 2];
+
+                vd_copy(rcpt, sizeof(rcpt), pp_get(req, "recipient"));
+                pp_request_free(&req);
+                vd_grey_rcpt(v, m, c, rcpt);
+                return;
+            }
+            vd_reply_dunno(v, c, &req);
+            return;
+        }
+        if (m->count && !m->count_at_accept && strcasecmp(state, "END-OF-MESSAGE") == 0) {
             /* count_stage = end-of-message: the message was received. */
             if (v->rc)
                 vd_count_now(v, m->count);
@@ -879,6 +1165,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
     vd_copy(ev->helo, sizeof(ev->helo), pp_get(req, "helo_name"));
     vd_copy(ev->sender, sizeof(ev->sender), pp_get(req, "sender"));
     vd_copy(ev->rcpt, sizeof(ev->rcpt), pp_get(req, "recipient"));
+    vd_copy(ev->client_name, sizeof(ev->client_name), pp_get(req, "client_name"));
     vd_policy_domain(ev->sender, ev->helo, ev->policy_domain, sizeof(ev->policy_domain));
     v->st.messages++;
 
