@@ -85,6 +85,7 @@ static void pdm_vd(struct evbuffer *out, struct vd *vd)
     pdm_labelled(out, P "messages_skipped_total", "reason", "trusted", st.skipped_trusted);
     pdm_labelled(out, P "messages_skipped_total", "reason", "authenticated",
                  st.skipped_authenticated);
+    pdm_labelled(out, P "messages_skipped_total", "reason", "own_reports", st.skipped_own);
     metrics_counter(out, P "messages_evaluated_total", "Messages evaluated (SPF and DMARC).", "",
                     st.evaluated);
     metrics_counter(out, P "decisions_reused_total",

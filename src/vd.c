@@ -1072,7 +1072,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
     struct vd_msg *m;
     struct vd_eval *ev;
     uint64_t now = vd_now_ms();
-    int trusted;
+    int trusted, own;
 
     v->st.requests++;
     if (strcmp(pp_get(req, "request"), "smtpd_access_policy") != 0) {
@@ -1170,13 +1170,16 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
     v->st.messages++;
 
     trusted = cidr_list_match(v->trusted, client);
-    if (trusted || (cfg->skip_authenticated && *pp_get(req, "sasl_username") != '\0')) {
+    own = *cfg->report_email && strcasecmp(ev->sender, cfg->report_email) == 0;
+    if (trusted || own || (cfg->skip_authenticated && *pp_get(req, "sasl_username") != '\0')) {
         if (trusted)
             v->st.skipped_trusted++;
+        else if (own)
+            v->st.skipped_own++;
         else
             v->st.skipped_authenticated++;
         m->state = VD_SKIPPED;
-        vd_log_skip(m, ev, trusted ? "trusted_network" : "authenticated");
+        vd_log_skip(m, ev, trusted ? "trusted_network" : own ? "own_reports" : "authenticated");
         vd_eval_free(&m->ev);
         if (inst_put(v->msgs, m->instance, m, now) < 0)
             vd_msg_free(m);

@@ -76,6 +76,7 @@ t_like "$r" "^10 t:rpt:\{org\.example\}:$day 192\.0\.2\.7 none pass org\.example
 t_like "$r" "5 t:rpt:\{org\.example\}:$day 198\.51\.100\.7 reject fail org\.example" "rejects counted as reject"
 t_like "$r" "5 t:rpt:\{org\.example\}:$day 198\.51\.100\.8 quarantine fail sub\.org\.example" "subdomain rows under the record's domain, header_from = policy domain"
 t_unlike "$r" "nodmarc|10\.1\.2\.3|dmarc-reports" "trusted, no-record and the reporter's own mail not counted"
+t_like "$(grep 'sender=dmarc-reports@org.example' "$T/a.log")" "action=DUNNO reason=own_reports" "the reporter's own mail is skipped (DUNNO) with its reason"
 t_is "$(redis-cli -p "$REDIS_PORT" --raw SMEMBERS "t:idx:$day")" "org.example" "day index lists the policy domain"
 ttl=$(redis-cli -p "$REDIS_PORT" TTL "t:rpt:{org.example}:$day")
 t_ok "row hash has a TTL (counter_retention, got $ttl s)" test "$ttl" -gt 500000 -a "$ttl" -le 604800
