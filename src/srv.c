@@ -72,6 +72,7 @@ struct srv_conn {
     int held;       /* the handler owns a reference (srv_reply/srv_conn_release) */
     int in_process; /* conn_process() is on the stack */
     int req_timer;  /* the request timer runs for the request in progress */
+    int rd_eof;     /* the peer half-closed while we evaluated: reply, then close */
     struct event *rev, *wev, *tmr;
     /* Buffers exist only while they hold something: an idle connection (the
      * usual state of a Postfix policy connection) costs no buffer at all, so
@@ -274,6 +275,13 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (n == 0) {
+        /* A FIN is not a reset: a client may send its request and shut down
+         * its side (nc does). Answer what it asked, then close. */
+        if (c->state == CS_EVALUATING || c->state == CS_WRITING) {
+            c->rd_eof = 1;
+            event_del(c->rev);
+            return;
+        }
         conn_gone(c, "eof");
         return;
     }
@@ -337,6 +345,11 @@ static void conn_process(struct srv_conn *c)
         c->inoff = c->inlen = 0;
         free(c->inbuf);
         c->inbuf = NULL;
+    }
+    if (c->rd_eof) {
+        /* Everything the half-closed peer sent has been answered. */
+        conn_gone(c, "eof after reply");
+        return;
     }
     if (c->pp == NULL || pp_parser_idle(c->pp)) {
         pp_parser_free(&c->pp);

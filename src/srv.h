@@ -7,6 +7,8 @@
  *              read further until the reply (one outstanding request, as smtpd)
  *   WRITING    reply queued, flushing
  *   CLOSING    peer gone, error, limit or shutdown; freed when nothing holds it
+ * A peer that half-closes (FIN) while its request is evaluated still gets the
+ * reply, then the connection is closed; a reset drops the reply.
  * A malformed or oversized request is logged (`malformed_request conn=N
  * client=... reason="..."`) and the connection closed without a reply.
  *

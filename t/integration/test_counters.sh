@@ -82,6 +82,23 @@ ttl=$(redis-cli -p "$REDIS_PORT" TTL "t:rpt:{org.example}:$day")
 t_ok "row hash has a TTL (counter_retention, got $ttl s)" test "$ttl" -gt 500000 -a "$ttl" -le 604800
 t_like "$(redis-cli -p "$REDIS_PORT" --raw HGET "t:pol:{org.example}:$day" policy)" "p=reject" "policy snapshot stored beside the rows"
 
+# --- the reporter turns the two daemons' counts into one report ----------------
+today=$(date -u +%Y-%m-%d)
+mkdir -p "$T/out"
+"$PD_BUILD/policyd-dmarc-report" -c "$T/a.conf" --day "$today" --output-dir "$T/out" --keep -q
+t_is "$?" "0" "reporter (--day today --output-dir --keep) exits 0"
+t_is "$(ls "$T/out" | grep -c '!org\.example!.*\.xml\.gz$')" "1" "one report for org.example from both daemons"
+sum=$(gzip -dc "$T"/out/*org.example*.xml.gz | "$(h__python)" -c '
+import sys, xml.etree.ElementTree as ET
+root = ET.fromstring(sys.stdin.read())
+ns = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
+rows = []
+for rec in root.findall("d:record", ns):
+    r = rec.find("d:row", ns)
+    rows.append("%s/%s/%s" % (r.find("d:source_ip", ns).text, r.find("d:policy_evaluated/d:disposition", ns).text, r.find("d:count", ns).text))
+print(sum(int(x.rsplit("/", 1)[1]) for x in rows), " ".join(sorted(rows)))')
+t_is "$sum" "20 192.0.2.7/none/10 198.51.100.7/reject/5 198.51.100.8/quarantine/5" "the report's counts sum to the 20 messages, rows per source IP and disposition"
+
 # --- Redis killed and restarted mid-run ------------------------------------------
 h_redis_kill
 for i in $(seq 10); do msg a 198.51.100.9 bob@org.example; msg b 198.51.100.9 bob@org.example; done

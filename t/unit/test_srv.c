@@ -341,11 +341,33 @@ static void test_tcp(struct srv *s, int port)
     ok(cl_closed(b, 2000, &nb) && nb == 0, "srv_conn_release: closed without bytes");
     close(b);
 
-    /* the peer goes away while the request is evaluated */
+    /* the peer half-closes (shutdown SHUT_WR, as nc does) while its request
+     * is evaluated: it still gets the reply, then the connection is closed */
+    b = cl_connect(AF_INET, port, NULL);
+    cl_puts(b, "hold=1\n\n");
+    pump(20);
+    ok(held != NULL, "held request for the half-close test");
+    shutdown(b, SHUT_WR);
+    pump(30);
+    if (held) {
+        srv_reply(held, "DUNNO");
+        held = NULL;
+    }
+    pump(20);
+    ok(cl_closed(b, 2000, &nb) && nb == strlen("action=DUNNO\n\n"),
+       "half-closed peer: gets its reply, then EOF (%zu bytes)", nb);
+    close(b);
+
+    /* the peer goes away (reset) while the request is evaluated */
     b = cl_connect(AF_INET, port, NULL);
     cl_puts(b, "hold=1\n\n");
     pump(20);
     ok(held != NULL, "held request for the peer-close test");
+    {
+        struct linger lg = {1, 0}; /* close() sends RST: the peer is gone */
+
+        setsockopt(b, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
     close(b);
     pump(30);
     struct srv_stats before = stats(s);
