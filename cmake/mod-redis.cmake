@@ -1,5 +1,5 @@
 # rrow + rkeys: the row encoding and the Redis key schema (pure, no hiredis).
-add_library(pd_rrow STATIC redis/rrow.c redis/rkeys.c)
+add_library(pd_rrow STATIC redis/rrow.c redis/rkeys.c redis/raddr.c)
 target_include_directories(pd_rrow PUBLIC ${CMAKE_SOURCE_DIR}/redis)
 pd_unit_test(test_rrow t/unit/test_rrow.c pd_rrow)
 

@@ -42,6 +42,7 @@
 
 #include "log.h"
 #include "rcount.h"
+#include "raddr.h"
 #include "rkeys.h"
 
 #define RC_BATCH 256 /* rows per pipelined batch */
@@ -688,42 +689,6 @@ static void send_batch(struct rcount *rc)
 
 /* ---- public API ---- */
 
-/* parse_addr: "tcp:HOST:PORT" (HOST may be [IPv6]) or "unix:PATH". */
-static int parse_addr(const char *a, char **host, int *port, char **path)
-{
-    *host = *path = NULL;
-    if (a == NULL)
-        return -1;
-    if (strncmp(a, "unix:", 5) == 0) {
-        if (a[5] == '\0')
-            return -1;
-        *path = strdup(a + 5);
-        return *path ? 0 : -1;
-    }
-    if (strncmp(a, "tcp:", 4) == 0) {
-        const char *h = a + 4, *colon = strrchr(h, ':');
-        char *end;
-        long p;
-        size_t hl;
-        if (colon == NULL || colon == h)
-            return -1;
-        p = strtol(colon + 1, &end, 10);
-        if (colon[1] == '\0' || *end != '\0' || p <= 0 || p > 65535)
-            return -1;
-        hl = (size_t)(colon - h);
-        if (h[0] == '[') {
-            if (hl < 3 || h[hl - 1] != ']')
-                return -1;
-            h++;
-            hl -= 2;
-        }
-        *host = strndup(h, hl);
-        *port = (int)p;
-        return *host ? 0 : -1;
-    }
-    return -1;
-}
-
 /* apply_config: copy c into rc. 1 when the connection settings changed, 0
  * when not, -1 on a bad config (rc unchanged). */
 static int apply_config(struct rcount *rc, const struct rcount_config *c)
@@ -733,7 +698,7 @@ static int apply_config(struct rcount *rc, const struct rcount_config *c)
 
     /* prefix bounded so every key fits RC_KEY_SZ (cfg allows 64) */
     if (c == NULL || c->prefix == NULL || c->prefix[0] == '\0' || strlen(c->prefix) > 200 ||
-        parse_addr(c->redis, &host, &port, &path) < 0)
+        raddr_parse(c->redis, &host, &port, &path) < 0)
         return -1;
     addr = strdup(c->redis);
     pw = strdup(c->password ? c->password : "");

@@ -14,6 +14,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "raddr.h"
 #include "rdrain.h"
 #include "rkeys.h"
 
@@ -132,60 +133,28 @@ static int cmd_str(struct rdrain *d, int argc, const char **argv, char *out, siz
     return 0;
 }
 
-/* parse_addr: "tcp:HOST:PORT" (HOST may be [IPv6]) or "unix:PATH". */
-static int parse_addr(const char *a, char *host, size_t hostlen, int *port, const char **path)
-{
-    *path = NULL;
-    if (strncmp(a, "unix:", 5) == 0 && a[5] != '\0') {
-        *path = a + 5;
-        return 0;
-    }
-    if (strncmp(a, "tcp:", 4) == 0) {
-        const char *h = a + 4, *colon = strrchr(h, ':');
-        char *end;
-        long p;
-        size_t hl;
-        if (colon == NULL || colon == h || colon[1] == '\0')
-            return -1;
-        p = strtol(colon + 1, &end, 10);
-        if (*end != '\0' || p <= 0 || p > 65535)
-            return -1;
-        hl = (size_t)(colon - h);
-        if (h[0] == '[') {
-            if (hl < 3 || h[hl - 1] != ']')
-                return -1;
-            h++;
-            hl -= 2;
-        }
-        if (hl >= hostlen)
-            return -1;
-        memcpy(host, h, hl);
-        host[hl] = '\0';
-        *port = (int)p;
-        return 0;
-    }
-    return -1;
-}
-
 struct rdrain *rdrain_connect(const struct rdrain_config *c, char *err, size_t errlen)
 {
     struct rdrain *d;
-    char host[256], db[16];
-    const char *path;
+    char *host, *path, db[16];
     int port = 0;
     unsigned ms = c->timeout_ms ? c->timeout_ms : 10000;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
-    if (c->redis == NULL || parse_addr(c->redis, host, sizeof(host), &port, &path) < 0) {
+    if (raddr_parse(c->redis, &host, &port, &path) < 0) {
         snprintf(err, errlen, "redis: bad address \"%s\"", c->redis ? c->redis : "");
         return NULL;
     }
     if ((d = calloc(1, sizeof(*d))) == NULL || (d->prefix = strdup(c->prefix)) == NULL) {
         free(d);
+        free(host);
+        free(path);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     d->c = path ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
+    free(host);
+    free(path);
     if (d->c == NULL || d->c->err) {
         snprintf(err, errlen, "redis %s: %s", c->redis, d->c ? d->c->errstr : "out of memory");
         rdrain_free(&d);

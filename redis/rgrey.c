@@ -31,6 +31,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "log.h"
+#include "raddr.h"
 #include "rgrey.h"
 
 #define RG_BACKOFF_MIN_MS 100
@@ -624,41 +625,6 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- public API ---- */
 
-static int parse_addr(const char *a, char **host, int *port, char **path)
-{
-    *host = *path = NULL;
-    if (a == NULL)
-        return -1;
-    if (strncmp(a, "unix:", 5) == 0) {
-        if (a[5] == '\0')
-            return -1;
-        *path = strdup(a + 5);
-        return *path ? 0 : -1;
-    }
-    if (strncmp(a, "tcp:", 4) == 0) {
-        const char *h = a + 4, *colon = strrchr(h, ':');
-        char *end;
-        long p;
-        size_t hl;
-        if (colon == NULL || colon == h)
-            return -1;
-        p = strtol(colon + 1, &end, 10);
-        if (colon[1] == '\0' || *end != '\0' || p <= 0 || p > 65535)
-            return -1;
-        hl = (size_t)(colon - h);
-        if (h[0] == '[') {
-            if (hl < 3 || h[hl - 1] != ']')
-                return -1;
-            h++;
-            hl -= 2;
-        }
-        *host = strndup(h, hl);
-        *port = (int)p;
-        return *host ? 0 : -1;
-    }
-    return -1;
-}
-
 /* apply_config: 1 when the connection settings changed, 0 not, -1 bad. */
 static int apply_config(struct rgrey *rg, const struct rgrey_config *c)
 {
@@ -666,7 +632,7 @@ static int apply_config(struct rgrey *rg, const struct rgrey_config *c)
     int port = 0, changed;
 
     if (c == NULL || c->prefix == NULL || c->prefix[0] == '\0' ||
-        parse_addr(c->redis, &host, &port, &path) < 0)
+        raddr_parse(c->redis, &host, &port, &path) < 0)
         return -1;
     addr = strdup(c->redis);
     pw = strdup(c->password ? c->password : "");

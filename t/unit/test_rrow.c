@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "rkeys.h"
+#include "raddr.h"
 #include "rrow.h"
 #include "tap.h"
 
@@ -548,5 +549,37 @@ int main(void)
     test_strict();
     test_garbage();
     test_keys();
+    /* raddr: the one parser of the redis address setting. */
+    {
+        static const struct {
+            const char *in, *host, *path;
+            int port, rc;
+        } ac[] = {
+            {"tcp:127.0.0.1:6379", "127.0.0.1", NULL, 6379, 0},
+            {"tcp:[::1]:6380", "::1", NULL, 6380, 0},
+            {"tcp:redis.example:1", "redis.example", NULL, 1, 0},
+            {"unix:/run/redis/redis.sock", NULL, "/run/redis/redis.sock", 0, 0},
+            {"tcp:127.0.0.1", NULL, NULL, 0, -1},
+            {"tcp:127.0.0.1:0", NULL, NULL, 0, -1},
+            {"tcp:127.0.0.1:65536", NULL, NULL, 0, -1},
+            {"tcp::6379", NULL, NULL, 0, -1},
+            {"tcp:[::1:6379", NULL, NULL, 0, -1},
+            {"unix:", NULL, NULL, 0, -1},
+            {"redis://127.0.0.1:6379", NULL, NULL, 0, -1},
+        };
+        for (size_t i = 0; i < sizeof(ac) / sizeof(ac[0]); i++) {
+            char *host, *path;
+            int port = 0, rc = raddr_parse(ac[i].in, &host, &port, &path);
+
+            is_int(rc, ac[i].rc, "raddr_parse(%s) rc", ac[i].in);
+            if (rc == 0) {
+                is_str(host, ac[i].host, "raddr_parse(%s) host", ac[i].in);
+                is_str(path, ac[i].path, "raddr_parse(%s) path", ac[i].in);
+                is_int(port, ac[i].port, "raddr_parse(%s) port", ac[i].in);
+            }
+            free(host);
+            free(path);
+        }
+    }
     return tap_done();
 }
