@@ -94,7 +94,7 @@ struct vd_msg {
     char *grey_client, *grey_sender;
     struct rgrey_req *greq;     /* a later RCPT's check in flight */
     struct srv_conn *grey_conn; /* ... and the request waiting for it */
-    char grey_rcpt[SPF_DOMAIN_MAX * 2];
+    char *grey_rcpt;            /* ... for that recipient (owned) */
 };
 
 /* A row waiting for END-OF-MESSAGE (count_stage = end-of-message). */
@@ -115,6 +115,7 @@ struct vd {
     struct rgrey *rg;   /* greylist store; NULL unless greylist = yes and redis is set */
     struct grey_wl *wl; /* greylist whitelists (files), NULL when none */
     struct grey_params gp;
+    uint64_t rng; /* xorshift64 state for the RFC 7489 pct sample */
     struct inst_table *msgs;
     struct vd_stats st;
     uint64_t anon_seq; /* for requests without an instance attribute */
@@ -198,6 +199,7 @@ static void vd_msg_free(void *p)
     }
     free(m->grey_client);
     free(m->grey_sender);
+    free(m->grey_rcpt);
     for (size_t i = 0; i < m->nheaders; i++)
         free(m->headers[i]);
     free(m->repeat);
@@ -324,6 +326,7 @@ struct vd *vd_new(const struct pd_config *cfg, struct event_base *base, struct s
     v->base = base;
     v->pool = pool;
     v->dns = dns;
+    v->rng = ((uint64_t)arc4random() << 32 | arc4random()) | 1; /* never 0 */
     v->msgs = inst_new(cfg->instance_table_size, cfg->instance_timeout_ms, vd_msg_free);
     if (v->msgs == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -668,6 +671,15 @@ static int vd_grey_applies(struct vd *v, struct vd_msg *m, const struct vd_eval 
     return 1;
 }
 
+/* vd_rand100: uniform enough in 0..99 for sampling (xorshift64). */
+static int vd_rand100(struct vd *v)
+{
+    v->rng ^= v->rng << 13;
+    v->rng ^= v->rng >> 7;
+    v->rng ^= v->rng << 17;
+    return (int)(v->rng % 100);
+}
+
 static void vd_observe_latency(struct vd_stats *st, uint64_t ms)
 {
     static const uint64_t bounds[VD_LATENCY_BUCKETS] = VD_LATENCY_BOUNDS_MS;
@@ -732,7 +744,10 @@ static void vd_decide(struct vd_msg *m)
         in.spf = ev->sv.mfrom;
         in.disc = &ev->disc;
         in.exists = ev->exists;
-        in.pct_sample = (int)arc4random_uniform(100);
+        /* pct matters in RFC 7489 mode only; a cheap generator seeded once
+         * (glibc's arc4random is a getrandom syscall per call). */
+        if (cfg->dmarc_mode == CFG_DMARC_RFC7489)
+            in.pct_sample = vd_rand100(v);
         if (cidr_list_match(v->forwarders, ev->client))
             in.override = DMARC_OVR_TRUSTED_FORWARDER;
         else if (vd_domain_listed(&cfg->whitelist_sender_domains, ev->policy_domain))
@@ -854,7 +869,8 @@ static void vd_accept(struct vd_msg *m)
     m->grey_active = 0;
     free(m->grey_client);
     free(m->grey_sender);
-    m->grey_client = m->grey_sender = NULL;
+    free(m->grey_rcpt);
+    m->grey_client = m->grey_sender = m->grey_rcpt = NULL;
     if (m->count && m->count_at_accept) {
         if (m->vd->rc)
             vd_count_now(m->vd, m->count);
@@ -901,8 +917,9 @@ static void vd_finish(struct vd_msg *m, int grey, unsigned wait_s)
         vd_accept(m); /* passed, not greylisted, or Redis away (fail open) */
         vd_next_action(m, "RCPT", action, sizeof(action));
     }
-    vd_log_decision(m, ev, ev->use_dmarc ? &ev->d : NULL, ev->reasons,
-                    grey >= 0 ? grey_verdict_name((enum grey_verdict)grey) : NULL, action);
+    if (log_enabled(LOG_L_INFO)) /* the line is built only when it is written */
+        vd_log_decision(m, ev, ev->use_dmarc ? &ev->d : NULL, ev->reasons,
+                        grey >= 0 ? grey_verdict_name((enum grey_verdict)grey) : NULL, action);
     /* The first waiter is the request that started the evaluation. */
     for (size_t i = 0; i < m->nwaiters; i++) {
         if (i > 0 && grey != GREY_DEFER)
@@ -956,8 +973,11 @@ static void vd_grey_rcpt(struct vd *v, struct vd_msg *m, struct srv_conn *c, con
         v->st.grey_whitelisted++;
     } else if (m->greq == NULL && v->rg &&
                grey_triplet_make(&v->gp, m->grey_client, m->grey_sender, rcpt, &t) == 0) {
-        vd_copy(m->grey_rcpt, sizeof(m->grey_rcpt), rcpt);
-        m->greq = rgrey_check(v->rg, t.key, t.net, vd_unix_ms(), &v->gp, vd_grey_rcpt_cb, m);
+        free(m->grey_rcpt);
+        m->grey_rcpt = strdup(rcpt);
+        m->greq = m->grey_rcpt
+                      ? rgrey_check(v->rg, t.key, t.net, vd_unix_ms(), &v->gp, vd_grey_rcpt_cb, m)
+                      : NULL;
         if (m->greq) {
             m->grey_conn = c;
             v->st.grey_checks++;
@@ -1179,7 +1199,8 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         else
             v->st.skipped_authenticated++;
         m->state = VD_SKIPPED;
-        vd_log_skip(m, ev, trusted ? "trusted_network" : own ? "own_reports" : "authenticated");
+        if (log_enabled(LOG_L_INFO))
+            vd_log_skip(m, ev, trusted ? "trusted_network" : own ? "own_reports" : "authenticated");
         vd_eval_free(&m->ev);
         if (inst_put(v->msgs, m->instance, m, now) < 0)
             vd_msg_free(m);
