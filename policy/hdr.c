@@ -341,18 +341,22 @@ int hdr_envelope_dmarc(char *buf, size_t sz, const struct hdr_dmarc *d)
 int hdr_reject_text(char *buf, size_t sz, const char *policy_domain, const char *policy,
                     const char *spf, const char *client_ip)
 {
-    char dom[SCRATCH], ip[64];
+    char dom[SCRATCH], ip[64], pol[16], res[16];
     int n;
 
     /* The text is free-form (no quoting grammar), so sanitising is enough;
-     * the bounds keep the whole reply far below Postfix's limits. */
+     * every argument is sanitised and bounded (the policy and SPF words too:
+     * the header promises it, whoever calls): 87 fixed + 253 + 10 + 9 + 45 =
+     * 404 bytes at most, well within an SMTP reply line. */
     san_text(dom, sizeof dom, nz(policy_domain), 253);
     san_text(ip, sizeof ip, nz(client_ip), 45);
+    san_text(pol, sizeof pol, *nz(policy) ? policy : "reject", 10);
+    san_text(res, sizeof res, *nz(spf) ? spf : "fail", 9);
     n = snprintf(buf, sz,
                  "envelope DMARC: %s publishes policy %s and SPF %s for %s (MAIL FROM domain; DKIM "
                  "not evaluated)",
-                 dom, *nz(policy) ? policy : "reject", *nz(spf) ? spf : "fail", ip);
-    if (n < 0 || (size_t)n >= sz) {
+                 dom, pol, res, ip);
+    if (n < 0 || (size_t)n >= sz || n > HDR_REJECT_TEXT_MAX) {
         if (sz)
             buf[0] = '\0';
         return -1;

@@ -67,7 +67,9 @@ int hdr_envelope_dmarc(char *buf, size_t sz, const struct hdr_dmarc *d);
 /* hdr_reject_text: the text after the reply code of a DMARC reject, e.g.
  *   "envelope DMARC: a.example publishes policy reject and SPF fail for 192.0.2.7
  *    (MAIL FROM domain; DKIM not evaluated)"
- * Sanitised, one line, at most 400 bytes. Returns length or -1. */
+ * Every argument sanitised, one line, at most HDR_REJECT_TEXT_MAX bytes.
+ * Returns length or -1. */
+#define HDR_REJECT_TEXT_MAX 404
 int hdr_reject_text(char *buf, size_t sz, const char *policy_domain, const char *policy,
                     const char *spf, const char *client_ip);
 

@@ -80,8 +80,13 @@ static size_t scan_macro(const char *s, size_t len, size_t i, int explain)
         size_t d0 = j;
         while (j < len && is_digit((unsigned char)s[j]))
             j++;
-        /* the number of parts must be nonzero (§7.3) */
-        if (strspn(s + d0, "0") >= j - d0)
+        size_t z = d0;
+
+        /* the number of parts must be nonzero (§7.3); count zeros within the
+         * digits only: s need not be NUL-terminated at len */
+        while (z < j && s[z] == '0')
+            z++;
+        if (z == j)
             return 0;
     }
     if (j < len && (s[j] == 'r' || s[j] == 'R'))
@@ -106,7 +111,8 @@ static int check_macro_string(const char *s, size_t len, int explain, size_t *la
         if (c == '%') {
             n = scan_macro(s, len, i, explain);
             if (n == 0) {
-                setwhy(why, whysz, "invalid macro at \"%.20s\"", s + i);
+                setwhy(why, whysz, "invalid macro at \"%.*s\"", (int)(len - i < 20 ? len - i : 20),
+                       s + i);
                 return -1;
             }
             i += n;

@@ -137,6 +137,8 @@ static void log_emit(enum log_level level, const char *body, int force_stderr)
 /* Free text: escape control characters only (quotes and backslashes stay,
  * so pre-quoted key=value text from log_kv_append passes through intact). */
 static void log_vmsg(enum log_level level, int force_stderr, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void log_vmsg(enum log_level level, int force_stderr, const char *fmt, va_list ap)
 {
     char raw[LOG_LINE_MAX], body[LOG_LINE_MAX];
     size_t i, o = 0, limit = sizeof(body) - 4; /* room for "..." and NUL */

@@ -1094,7 +1094,7 @@ int spfa_eval(struct spfa *a, const char *client_ip, const char *helo, const cha
                 return -1;
             if (out->problem[0] == '\0' &&
                 (out->helo == SPF_RES_PERMERROR || out->helo == SPF_RES_TEMPERROR))
-                snprintf(out->problem, sizeof(out->problem), "helo: %s", hprob);
+                snprintf(out->problem, sizeof(out->problem), "helo: %.500s", hprob);
         }
     }
     if (out->mfrom != SPF_RES_FAIL)
