@@ -676,7 +676,10 @@ static void t_never_blocks(void)
         bad += rcount_add(rc, &r, &p, NOW) != 0;
     }
     double dt = now_s() - t0;
-    ok(dt < 1.0, "100k adds with Redis down took %.3f s", dt);
+    /* Not a speed target (bench/ has those): a blocking add would cost at
+     * least a connect attempt (>= 1 ms) each, i.e. >= 100 s; 10 s leaves room
+     * for sanitizer builds on a loaded machine. */
+    ok(dt < 10.0, "100k adds with Redis down never block (%.3f s)", dt);
     is_int(bad, 0, "100k adds buffered");
     t0 = now_s();
     rcount_free(&rc, 200);
