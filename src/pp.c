@@ -28,6 +28,7 @@ struct pp_parser {
     size_t total;      /* raw bytes of the request so far (PP_MAX_REQUEST) */
     size_t nattrs;     /* complete attribute lines so far */
     size_t name_off[PP_MAX_ATTRS];
+    uint32_t name_hash[PP_MAX_ATTRS];
     size_t value_off[PP_MAX_ATTRS];
     int failed;   /* PP_ERROR was returned: no more input */
     char err[96]; /* reason for PP_ERROR */
@@ -76,18 +77,38 @@ static void pp_reset(struct pp_parser *p)
 }
 
 /* pp_put: append one byte. The request bound keeps buf at most PP_MAX_REQUEST. */
-static int pp_put(struct pp_parser *p, char c)
+uint32_t pp_name_hash(const char *name, size_t n)
 {
-    if (p->len == p->cap) {
-        size_t ncap = p->cap ? p->cap * 2 : PP_INIT_BUF;
-        if (ncap > PP_MAX_REQUEST)
-            ncap = PP_MAX_REQUEST;
-        char *nb = realloc(p->buf, ncap);
-        if (nb == NULL)
-            return -1;
-        p->buf = nb;
-        p->cap = ncap;
-    }
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    return h;
+}
+
+/* pp_grow: double the buffer (len never reaches PP_MAX_REQUEST: the request
+ * size check in pp_parser_feed counts every byte stored). */
+static int pp_grow(struct pp_parser *p)
+{
+    size_t ncap = p->cap ? p->cap * 2 : PP_INIT_BUF;
+    char *nb;
+
+    if (ncap > PP_MAX_REQUEST)
+        ncap = PP_MAX_REQUEST;
+    nb = realloc(p->buf, ncap);
+    if (nb == NULL)
+        return -1;
+    p->buf = nb;
+    p->cap = ncap;
+    return 0;
+}
+
+/* pp_put: append one byte; the common case is inline (a request is parsed
+ * byte by byte, so a call per byte showed in profiles). */
+static inline int pp_put(struct pp_parser *p, char c)
+{
+    if (p->len == p->cap && pp_grow(p) < 0)
+        return -1;
     p->buf[p->len++] = c;
     return 0;
 }
@@ -106,14 +127,18 @@ static enum pp_status pp_end_line(struct pp_parser *p, size_t content)
         return pp_fail(p, "too many attributes");
     line[content] = '\0'; /* drops a CR before the LF */
     *eq = '\0';
+    uint32_t h = pp_name_hash(line, (size_t)(eq - line));
+    /* Duplicates: compare hashes, names only when they match (a request has
+     * ~26 attributes: comparing every pair of names showed in profiles). */
     for (size_t i = 0; i < p->nattrs; i++) {
-        if (strcmp(p->buf + p->name_off[i], line) == 0) {
+        if (p->name_hash[i] == h && strcmp(p->buf + p->name_off[i], line) == 0) {
             /* the name is remote data: bounded here, escaped by the logger */
             snprintf(p->err, sizeof(p->err), "duplicate attribute %.64s", line);
             p->failed = 1;
             return PP_ERROR;
         }
     }
+    p->name_hash[p->nattrs] = h;
     p->name_off[p->nattrs] = p->line_start;
     p->value_off[p->nattrs] = (size_t)(eq + 1 - p->buf);
     p->nattrs++;
@@ -133,6 +158,7 @@ static struct pp_request *pp_finish(struct pp_parser *p)
     for (size_t i = 0; i < p->nattrs; i++) {
         req->attrs[i].name = req->buf + p->name_off[i];
         req->attrs[i].value = req->buf + p->value_off[i];
+        req->hash[i] = p->name_hash[i];
     }
     pp_reset(p);
     return req;
@@ -188,16 +214,20 @@ enum pp_status pp_parser_feed(struct pp_parser *p, const char *data, size_t len,
 
 const char *pp_get(const struct pp_request *req, const char *name)
 {
+    uint32_t h = pp_name_hash(name, strlen(name));
+
     for (size_t i = 0; i < req->nattrs; i++)
-        if (strcmp(req->attrs[i].name, name) == 0)
+        if (req->hash[i] == h && strcmp(req->attrs[i].name, name) == 0)
             return req->attrs[i].value;
     return "";
 }
 
 int pp_has(const struct pp_request *req, const char *name)
 {
+    uint32_t h = pp_name_hash(name, strlen(name));
+
     for (size_t i = 0; i < req->nattrs; i++)
-        if (strcmp(req->attrs[i].name, name) == 0)
+        if (req->hash[i] == h && strcmp(req->attrs[i].name, name) == 0)
             return 1;
     return 0;
 }

@@ -12,6 +12,7 @@
 #define PD_PP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define PP_MAX_LINE 8192
 #define PP_MAX_REQUEST 65536
@@ -28,7 +29,11 @@ struct pp_request {
     char *buf;
     size_t nattrs;
     struct pp_attr attrs[PP_MAX_ATTRS];
+    uint32_t hash[PP_MAX_ATTRS]; /* pp_name_hash() of each name: lookups compare these first */
 };
+
+/* pp_name_hash: the hash pp_get() compares (FNV-1a over n bytes). */
+uint32_t pp_name_hash(const char *name, size_t n);
 
 /* pp_get: value of attribute name, or "" when absent (never NULL). */
 const char *pp_get(const struct pp_request *req, const char *name);
