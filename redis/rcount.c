@@ -88,11 +88,8 @@ struct rlogk {
 
 struct rcount {
     struct event_base *base; /* borrowed */
-    /* configuration (owned copies) */
-    char *addr, *password, *prefix;
-    char *host, *path; /* parsed addr: host+port, or unix path */
-    int port;
-    unsigned db, retention_s, buffer_rows;
+    struct raddr_conf conf;  /* configuration (owned copies) */
+    unsigned retention_s, buffer_rows;
 
     /* connection */
     redisAsyncContext *ac;
@@ -253,8 +250,8 @@ static void log_conn(struct rcount *rc, const char *event, const char *err)
     char sup[32];
 
     if (log_gate(rc, LK_CONN, sup, sizeof(sup)))
-        log_kv(LOG_L_WARNING, event, "redis", rc->addr, "error", err ? err : "", "suppressed", sup,
-               NULL);
+        log_kv(LOG_L_WARNING, event, "redis", rc->conf.addr, "error", err ? err : "", "suppressed",
+               sup, NULL);
 }
 
 /* after_loss: the connection is gone (rc->ac already NULL). */
@@ -331,7 +328,7 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *priv)
     rc->state = RC_UP;
     rc->backoff_ms = RC_BACKOFF_MIN_MS;
     evtimer_del(rc->watchdog_ev);
-    log_kv(LOG_L_INFO, "redis_connected", "redis", rc->addr, NULL);
+    log_kv(LOG_L_INFO, "redis_connected", "redis", rc->conf.addr, NULL);
     send_batch(rc);
 }
 
@@ -345,7 +342,8 @@ static void rc_connect(struct rcount *rc)
         return;
     if (rc->attempts++ > 0)
         rc->st.reconnects++;
-    ac = rc->path ? redisAsyncConnectUnix(rc->path) : redisAsyncConnect(rc->host, rc->port);
+    ac = rc->conf.path ? redisAsyncConnectUnix(rc->conf.path)
+                       : redisAsyncConnect(rc->conf.host, rc->conf.port);
     if (ac == NULL || ac->err) {
         rc->st.errors++;
         log_conn(rc, "redis_connect_failed", ac ? ac->errstr : "out of memory");
@@ -367,13 +365,13 @@ static void rc_connect(struct rcount *rc)
     rc->state = RC_CONNECTING;
     rc->hs_failed = rc->closing = 0;
     /* Queued now, written once the socket connects; before anything else. */
-    if (rc->password[0] != '\0') {
-        const char *argv[] = {"AUTH", rc->password};
-        size_t lens[] = {4, strlen(rc->password)};
+    if (rc->conf.password[0] != '\0') {
+        const char *argv[] = {"AUTH", rc->conf.password};
+        size_t lens[] = {4, strlen(rc->conf.password)};
         redisAsyncCommandArgv(ac, on_handshake, &rc->hs_tok, 2, argv, lens);
     }
-    if (rc->db != 0) {
-        snprintf(dbs, sizeof(dbs), "%u", rc->db);
+    if (rc->conf.db != 0) {
+        snprintf(dbs, sizeof(dbs), "%u", rc->conf.db);
         const char *argv[] = {"SELECT", dbs};
         size_t lens[] = {6, strlen(dbs)};
         redisAsyncCommandArgv(ac, on_handshake, &rc->hs_tok, 2, argv, lens);
@@ -508,7 +506,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
             rc->b_meta_failed = 1;
         snprintf(rc->b_errstr, sizeof(rc->b_errstr), "%s", reply->str);
         if (log_gate(rc, LK_REPLY, sup, sizeof(sup)))
-            log_kv(LOG_L_WARNING, "redis_error_reply", "redis", rc->addr, "error", reply->str,
+            log_kv(LOG_L_WARNING, "redis_error_reply", "redis", rc->conf.addr, "error", reply->str,
                    "suppressed", sup, NULL);
     } else if (t->idx >= 0) {
         rc->ok[t->idx] = 1;
@@ -613,7 +611,7 @@ static void send_batch(struct rcount *rc)
         struct rrec *r = at(rc, i);
         if (rc->leader[i] != (int)i)
             continue;
-        l1 = rkey_rpt(k1, sizeof(k1), rc->prefix, rec_domain(r), r->day);
+        l1 = rkey_rpt(k1, sizeof(k1), rc->conf.prefix, rec_domain(r), r->day);
         snprintf(num, sizeof(num), "%u", cnt[i]);
         const char *argv[] = {"HINCRBY", k1, rec_row(r), num};
         size_t lens[] = {7, (size_t)l1, r->rlen, strlen(num)};
@@ -621,8 +619,8 @@ static void send_batch(struct rcount *rc)
     }
     for (size_t g = 0; g < ng; g++) {
         struct rrec *r = at(rc, glast[g]);
-        l1 = rkey_rpt(k1, sizeof(k1), rc->prefix, rec_domain(r), r->day);
-        l2 = rkey_pol(k2, sizeof(k2), rc->prefix, rec_domain(r), r->day);
+        l1 = rkey_rpt(k1, sizeof(k1), rc->conf.prefix, rec_domain(r), r->day);
+        l2 = rkey_pol(k2, sizeof(k2), rc->conf.prefix, rec_domain(r), r->day);
         snprintf(num, sizeof(num), "%lld", gmax[g]);
         snprintf(num2, sizeof(num2), "%lld", gmin[g]);
         {
@@ -648,7 +646,7 @@ static void send_batch(struct rcount *rc)
     /* SADD idx:<day> domain... per day, then SADD days day... */
     for (size_t d = 0; d < ndays; d++) {
         int argc = 2;
-        l1 = rkey_idx(k1, sizeof(k1), rc->prefix, days[d]);
+        l1 = rkey_idx(k1, sizeof(k1), rc->conf.prefix, days[d]);
         argv_idx[0] = "SADD";
         lens_idx[0] = 4;
         argv_idx[1] = k1;
@@ -663,7 +661,7 @@ static void send_batch(struct rcount *rc)
         issue(rc, &rc->meta_tok, argc, argv_idx, lens_idx);
         expire(rc, k1, (size_t)l1, ret);
     }
-    l1 = rkey_days(k1, sizeof(k1), rc->prefix);
+    l1 = rkey_days(k1, sizeof(k1), rc->conf.prefix);
     argv_days[0] = "SADD";
     lens_days[0] = 4;
     argv_days[1] = k1;
@@ -693,38 +691,12 @@ static void send_batch(struct rcount *rc)
  * when not, -1 on a bad config (rc unchanged). */
 static int apply_config(struct rcount *rc, const struct rcount_config *c)
 {
-    char *host, *path, *addr, *pw, *prefix;
-    int port = 0, changed;
+    int changed;
 
     /* prefix bounded so every key fits RC_KEY_SZ (cfg allows 64) */
-    if (c == NULL || c->prefix == NULL || c->prefix[0] == '\0' || strlen(c->prefix) > 200 ||
-        raddr_parse(c->redis, &host, &port, &path) < 0)
+    if (c == NULL ||
+        (changed = raddr_conf_set(&rc->conf, c->redis, c->password, c->db, c->prefix, 200)) < 0)
         return -1;
-    addr = strdup(c->redis);
-    pw = strdup(c->password ? c->password : "");
-    prefix = strdup(c->prefix);
-    if (addr == NULL || pw == NULL || prefix == NULL) {
-        free(addr);
-        free(pw);
-        free(prefix);
-        free(host);
-        free(path);
-        return -1;
-    }
-    changed = rc->addr == NULL || strcmp(rc->addr, addr) != 0 || strcmp(rc->password, pw) != 0 ||
-              rc->db != c->db;
-    free(rc->addr);
-    free(rc->password);
-    free(rc->prefix);
-    free(rc->host);
-    free(rc->path);
-    rc->addr = addr;
-    rc->password = pw;
-    rc->prefix = prefix;
-    rc->host = host;
-    rc->path = path;
-    rc->port = port;
-    rc->db = c->db;
     rc->retention_s = c->retention_s;
     rc->buffer_rows = c->buffer_rows;
     return changed;
@@ -824,11 +796,7 @@ void rcount_free(struct rcount **rcp, unsigned flush_ms)
     if (rc->kick_ev)
         event_free(rc->kick_ev);
     free(rc->ring);
-    free(rc->addr);
-    free(rc->password);
-    free(rc->prefix);
-    free(rc->host);
-    free(rc->path);
+    raddr_conf_clear(&rc->conf);
     free(rc);
 }
 
@@ -845,7 +813,7 @@ int rcount_add(struct rcount *rc, const struct rrow *row, const struct rrow_poli
         if (log_gate(rc, LK_DROP, sup, sizeof(sup))) {
             char b[32];
             snprintf(b, sizeof(b), "%zu", rc->len);
-            log_kv(LOG_L_WARNING, "redis_buffer_full", "redis", rc->addr, "buffered", b,
+            log_kv(LOG_L_WARNING, "redis_buffer_full", "redis", rc->conf.addr, "buffered", b,
                    "suppressed", sup, NULL);
         }
         return -1;
@@ -855,7 +823,7 @@ int rcount_add(struct rcount *rc, const struct rrow *row, const struct rrow_poli
     rl = rrow_encode(row, renc, sizeof(renc));
     pl = rrow_policy_encode(pol, penc, sizeof(penc));
     if (rl < 0 || pl < 0 || dl == sizeof(pol->domain) ||
-        rkey_lock(key, sizeof(key), rc->prefix, pol->domain, day) < 0 ||
+        rkey_lock(key, sizeof(key), rc->conf.prefix, pol->domain, day) < 0 ||
         (r = malloc(sizeof(*r) + dl + 1 + (size_t)rl + 1 + (size_t)pl + 1)) == NULL) {
         rc->st.rows_failed++;
         if (log_gate(rc, LK_FAIL, sup, sizeof(sup)))

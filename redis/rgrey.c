@@ -96,9 +96,8 @@ struct hstok {
 
 struct rgrey {
     struct event_base *base; /* borrowed */
-    char *addr, *password, *prefix, *host, *path;
-    int port;
-    unsigned db, timeout_ms;
+    struct raddr_conf conf;  /* configuration (owned copies) */
+    unsigned timeout_ms;
 
     redisAsyncContext *ac;
     enum rg_state state;
@@ -178,8 +177,8 @@ static void log_conn(struct rgrey *rg, const char *event, const char *err)
     char sup[32];
 
     if (log_gate(rg, LK_CONN, sup, sizeof(sup)))
-        log_kv(LOG_L_WARNING, event, "redis", rg->addr, "user", "greylist", "error", err ? err : "",
-               "suppressed", sup, NULL);
+        log_kv(LOG_L_WARNING, event, "redis", rg->conf.addr, "user", "greylist", "error",
+               err ? err : "", "suppressed", sup, NULL);
 }
 
 /* ---- requests ---- */
@@ -357,8 +356,8 @@ static void reply_error(struct rgrey_req *q, const char *what, const char *detai
     char sup[32];
 
     if (log_gate(q->rg, LK_REPLY, sup, sizeof(sup)))
-        log_kv(LOG_L_WARNING, "greylist_redis_error", "redis", q->rg->addr, "error", what, "detail",
-               detail ? detail : "", "suppressed", sup, NULL);
+        log_kv(LOG_L_WARNING, "greylist_redis_error", "redis", q->rg->conf.addr, "error", what,
+               "detail", detail ? detail : "", "suppressed", sup, NULL);
     finish(q, GREY_ERROR, 0, what);
 }
 
@@ -519,7 +518,7 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *priv)
     rg->state = RG_UP;
     rg->backoff_ms = RG_BACKOFF_MIN_MS;
     evtimer_del(rg->watchdog_ev);
-    log_kv(LOG_L_INFO, "redis_connected", "redis", rg->addr, "user", "greylist", NULL);
+    log_kv(LOG_L_INFO, "redis_connected", "redis", rg->conf.addr, "user", "greylist", NULL);
 }
 
 static void hs_cmd(struct rgrey *rg, int idx, int argc, const char **argv)
@@ -541,7 +540,8 @@ static void rg_connect(struct rgrey *rg)
         return;
     if (rg->attempts++ > 0)
         rg->st.reconnects++;
-    ac = rg->path ? redisAsyncConnectUnix(rg->path) : redisAsyncConnect(rg->host, rg->port);
+    ac = rg->conf.path ? redisAsyncConnectUnix(rg->conf.path)
+                       : redisAsyncConnect(rg->conf.host, rg->conf.port);
     if (ac == NULL || ac->err) {
         log_conn(rg, "redis_connect_failed", ac ? ac->errstr : "out of memory");
         if (ac != NULL)
@@ -560,12 +560,12 @@ static void rg_connect(struct rgrey *rg)
     rg->ac = ac;
     rg->state = RG_CONNECTING;
     rg->hs_failed = rg->closing = 0;
-    if (rg->password[0] != '\0') {
-        const char *argv[] = {"AUTH", rg->password};
+    if (rg->conf.password[0] != '\0') {
+        const char *argv[] = {"AUTH", rg->conf.password};
         hs_cmd(rg, HS_AUTH, 2, argv);
     }
-    if (rg->db != 0) {
-        snprintf(dbs, sizeof(dbs), "%u", rg->db);
+    if (rg->conf.db != 0) {
+        snprintf(dbs, sizeof(dbs), "%u", rg->conf.db);
         const char *argv[] = {"SELECT", dbs};
         hs_cmd(rg, HS_SELECT, 2, argv);
     }
@@ -628,37 +628,11 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
 /* apply_config: 1 when the connection settings changed, 0 not, -1 bad. */
 static int apply_config(struct rgrey *rg, const struct rgrey_config *c)
 {
-    char *host, *path, *addr, *pw, *prefix;
-    int port = 0, changed;
+    int changed;
 
-    if (c == NULL || c->prefix == NULL || c->prefix[0] == '\0' ||
-        raddr_parse(c->redis, &host, &port, &path) < 0)
+    if (c == NULL ||
+        (changed = raddr_conf_set(&rg->conf, c->redis, c->password, c->db, c->prefix, 0)) < 0)
         return -1;
-    addr = strdup(c->redis);
-    pw = strdup(c->password ? c->password : "");
-    prefix = strdup(c->prefix);
-    if (addr == NULL || pw == NULL || prefix == NULL) {
-        free(addr);
-        free(pw);
-        free(prefix);
-        free(host);
-        free(path);
-        return -1;
-    }
-    changed = rg->addr == NULL || strcmp(rg->addr, addr) != 0 || strcmp(rg->password, pw) != 0 ||
-              rg->db != c->db;
-    free(rg->addr);
-    free(rg->password);
-    free(rg->prefix);
-    free(rg->host);
-    free(rg->path);
-    rg->addr = addr;
-    rg->password = pw;
-    rg->prefix = prefix;
-    rg->host = host;
-    rg->path = path;
-    rg->port = port;
-    rg->db = c->db;
     rg->timeout_ms = c->timeout_ms ? c->timeout_ms : RG_DEFAULT_TIMEOUT_MS;
     return changed;
 }
@@ -716,11 +690,7 @@ void rgrey_free(struct rgrey **rgp)
         event_free(rg->retry_ev);
     if (rg->watchdog_ev)
         event_free(rg->watchdog_ev);
-    free(rg->addr);
-    free(rg->password);
-    free(rg->prefix);
-    free(rg->host);
-    free(rg->path);
+    raddr_conf_clear(&rg->conf);
     free(rg);
 }
 
@@ -736,7 +706,7 @@ struct rgrey_req *rgrey_check(struct rgrey *rg, const char *triplet_key, const c
         (nl = strlen(client_net)) >= GREY_NET_MAX || nl == 0 || strchr(client_net, '{') ||
         strchr(client_net, '}') || (kl = strlen(triplet_key)) == 0 || kl > 64)
         return NULL;
-    pl = strlen(rg->prefix);
+    pl = strlen(rg->conf.prefix);
     gl = pl + 8 + kl + 1; /* <p>:grey:{<key>} */
     al = pl + 7 + nl + 1; /* <p>:awl:{<net>} */
     if ((q = calloc(1, sizeof(*q) + gl + 1 + al + 1)) == NULL)
@@ -748,8 +718,8 @@ struct rgrey_req *rgrey_check(struct rgrey *rg, const char *triplet_key, const c
     q->now = now_ms;
     q->gkey = q->keys;
     q->akey = q->keys + gl + 1;
-    snprintf(q->gkey, gl + 1, "%s:grey:{%s}", rg->prefix, triplet_key);
-    snprintf(q->akey, al + 1, "%s:awl:{%s}", rg->prefix, client_net);
+    snprintf(q->gkey, gl + 1, "%s:grey:{%s}", rg->conf.prefix, triplet_key);
+    snprintf(q->akey, al + 1, "%s:awl:{%s}", rg->conf.prefix, client_net);
     snprintf(q->net, sizeof(q->net), "%s", client_net);
     if ((q->tmo = evtimer_new(rg->base, req_timer_cb, q)) == NULL) {
         free(q);
