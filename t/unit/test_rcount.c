@@ -29,6 +29,7 @@
 #include "rcount.h"
 #include "rkeys.h"
 #include "rrow.h"
+#include "redis_srv.h"
 #include "tap.h"
 
 #define NOW 1704196800LL /* 2024-01-02 12:00:00 UTC */
@@ -37,148 +38,11 @@
 static struct event_base *base;
 static char tmpdir[64];
 
-struct srv {
-    int port;       /* 0 = unix socket only */
-    char sock[128]; /* unix socket path or "" */
-    char pidfile[160];
-    char extra[256];
-    const char *password;
-    int up;
-};
-
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t l = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static redisContext *sync_conn(const struct srv *s)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = s->sock[0] ? redisConnectUnixWithTimeout(s->sock, tv)
-                                 : redisConnectWithTimeout("127.0.0.1", s->port, tv);
-    redisReply *r;
-
-    if (c == NULL || c->err) {
-        if (c)
-            redisFree(c);
-        return NULL;
-    }
-    if (s->password) {
-        r = redisCommand(c, "AUTH %s", s->password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            if (r)
-                freeReplyObject(r);
-            redisFree(c);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    return c;
-}
-
-static int pinged(const struct srv *s)
-{
-    redisContext *c = sync_conn(s);
-    redisReply *r;
-    int ok_ = 0;
-
-    if (c == NULL)
-        return 0;
-    r = redisCommand(c, "PING");
-    ok_ = r != NULL && r->type == REDIS_REPLY_STATUS;
-    if (r)
-        freeReplyObject(r);
-    redisFree(c);
-    return ok_;
-}
-
-static int srv_start(struct srv *s)
-{
-    char cmd[1024];
-    double t0 = now_s();
-
-    snprintf(s->pidfile, sizeof(s->pidfile), "%s/redis-%d-%s.pid", tmpdir, s->port,
-             s->sock[0] ? "u" : "t");
-    snprintf(cmd, sizeof(cmd),
-             "redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
-             "--pidfile %s --dir %s --logfile %s/redis-%d.log %s%s%s%s%s%s",
-             s->port, s->pidfile, tmpdir, tmpdir, s->port, s->sock[0] ? "--unixsocket " : "",
-             s->sock, s->password ? " --requirepass '" : "", s->password ? s->password : "",
-             s->password ? "'" : "", s->extra[0] ? " " : "");
-    /* extra settings last: they override the defaults above */
-    strncat(cmd, s->extra, sizeof(cmd) - strlen(cmd) - 1);
-    if (system(cmd) != 0)
-        return -1;
-    while (now_s() - t0 < 5) {
-        if (pinged(s)) {
-            s->up = 1;
-            return 0;
-        }
-        usleep(20000);
-    }
-    return -1;
-}
-
-static long srv_pid(const struct srv *s)
-{
-    FILE *f = fopen(s->pidfile, "r");
-    long pid = 0;
-
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%ld", &pid) != 1)
-        pid = 0;
-    fclose(f);
-    return pid;
-}
-
-/* gone: the process has exited (or is a zombie nobody reaps). */
-static int gone(long pid)
-{
-    char path[64], buf[256];
-    FILE *f;
-    char *p;
-
-    if (kill((pid_t)pid, 0) != 0)
-        return 1;
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return 1;
-    p = fgets(buf, sizeof(buf), f);
-    fclose(f);
-    return p != NULL && (p = strrchr(buf, ')')) != NULL && p[1] == ' ' && p[2] == 'Z';
-}
-
-static void srv_stop(struct srv *s, int sig)
-{
-    long pid = srv_pid(s);
-    double t0 = now_s();
-
-    if (pid <= 0)
-        return;
-    kill((pid_t)pid, sig);
-    while (!gone(pid) && now_s() - t0 < 5)
-        usleep(10000);
-    /* the listening socket is closed with the process */
-    unlink(s->pidfile);
-    s->up = 0;
 }
 
 static void run_ms(int ms)
@@ -282,9 +146,9 @@ static long long cmd_int(redisContext *c, const char *fmt, ...)
 }
 
 /* sum_counts: the sum of every count in <prefix>:rpt:* */
-static long long sum_counts(const struct srv *s, const char *prefix, int db)
+static long long sum_counts(const struct rsrv *s, const char *prefix, int db)
 {
-    redisContext *c = sync_conn(s);
+    redisContext *c = rsrv_conn(s);
     redisReply *keys, *v;
     long long sum = 0;
 
@@ -322,7 +186,7 @@ static const char *tcp_addr(int slot, int port)
 
 /* ---- the tests ---- */
 
-static void t_basic(struct srv *s)
+static void t_basic(struct rsrv *s)
 {
     struct rcount *rc = mk(tcp_addr(0, s->port), "t1", NULL, 0, 1000);
     struct rrow x, y, d;
@@ -343,7 +207,7 @@ static void t_basic(struct srv *s)
     ok(wait_written(rc, 4, 3000), "basic: 4 rows written");
     rrow_encode(&x, ex, sizeof(ex));
     rrow_encode(&y, ey, sizeof(ey));
-    c = sync_conn(s);
+    c = rsrv_conn(s);
     ok(c != NULL, "sync connection");
     if (c == NULL)
         return;
@@ -392,7 +256,7 @@ static void t_basic(struct srv *s)
     ok(rc == NULL, "free NULLs the pointer");
 }
 
-static void t_pipeline(struct srv *s)
+static void t_pipeline(struct rsrv *s)
 {
     struct rcount *rc = mk(tcp_addr(0, s->port), "t2", NULL, 0, 20000);
     static const char *const doms[] = {"a.example", "b.example", "c.example"};
@@ -416,7 +280,7 @@ static void t_pipeline(struct srv *s)
     is_int(bad, 0, "10000 adds accepted");
     ok(wait_written(rc, 10000, 10000), "10000 rows written");
     is_int(sum_counts(s, "t2", 0), 10000, "counts sum exactly to 10000");
-    redisContext *c = sync_conn(s);
+    redisContext *c = rsrv_conn(s);
     int wrong = 0;
     for (int k = 0; c && k < 600; k++) {
         mkrow(&r, &p, doms[k % 3], k);
@@ -435,7 +299,7 @@ static void t_pipeline(struct srv *s)
 
 static void t_absent_at_start(void)
 {
-    struct srv s = {.port = free_port()};
+    struct rsrv s = {.port = rsrv_free_port()};
     struct rcount *rc = mk(tcp_addr(1, s.port), "t3", NULL, 0, 1000);
     struct rrow r;
     struct rrow_policy p;
@@ -451,12 +315,12 @@ static void t_absent_at_start(void)
     struct rcount_stats st = stats(rc);
     ok(!st.connected && st.buffered == 500 && st.errors > 0,
        "absent: not connected, 500 buffered, errors %llu", (unsigned long long)st.errors);
-    ok(srv_start(&s) == 0, "absent: redis started on port %d", s.port);
+    ok(rsrv_start(&s) == 0, "absent: redis started on port %d", s.port);
     ok(wait_written(rc, 500, 15000), "absent: all flushed after Redis came");
     is_int(sum_counts(&s, "t3", 0), 500, "absent: exact counts");
     ok(stats(rc).reconnects >= 1, "absent: reconnects counted");
     rcount_free(&rc, 0);
-    srv_stop(&s, SIGTERM);
+    rsrv_stop(&s, SIGTERM);
 }
 
 /* t_killed: Redis SIGKILLed while rows keep coming, restarted on the same
@@ -469,7 +333,7 @@ static void t_absent_at_start(void)
  *   is re-sent, the documented at-least-once window: at most one batch. */
 static void t_killed(int quiesce)
 {
-    struct srv s = {.port = free_port()};
+    struct rsrv s = {.port = rsrv_free_port()};
     const char *what = quiesce ? "killed (quiescent)" : "killed (mid-batch)";
     char prefix[16];
     struct rcount *rc;
@@ -479,7 +343,7 @@ static void t_killed(int quiesce)
 
     snprintf(prefix, sizeof(prefix), "t4%c", quiesce ? 'q' : 'm');
     snprintf(s.extra, sizeof(s.extra), "--appendonly yes --appendfsync always");
-    if (srv_start(&s) != 0) {
+    if (rsrv_start(&s) != 0) {
         ok(0, "%s: redis start", what);
         return;
     }
@@ -497,10 +361,10 @@ static void t_killed(int quiesce)
                 ok(wait_written(rc, (uint64_t)added, 3000), "%s: quiescent before the kill", what);
             else
                 event_base_loop(base, EVLOOP_NONBLOCK); /* a batch leaves now */
-            srv_stop(&s, SIGKILL);
+            rsrv_stop(&s, SIGKILL);
         }
         if (round == 20)
-            ok(srv_start(&s) == 0, "%s: restarted on the same port", what);
+            ok(rsrv_start(&s) == 0, "%s: restarted on the same port", what);
     }
     is_int(added, 6000, "%s: every add accepted", what);
     ok(wait_written(rc, 6000, 20000), "%s: buffer flushed after the restart", what);
@@ -516,12 +380,12 @@ static void t_killed(int quiesce)
     is_int((long long)st.rows_written, added, "%s: rows_written", what);
     ok(st.errors > 0 && st.reconnects > 0, "%s: loss seen and reconnected", what);
     rcount_free(&rc, 0);
-    srv_stop(&s, SIGTERM);
+    rsrv_stop(&s, SIGTERM);
 }
 
 static void t_overflow(void)
 {
-    struct srv s = {.port = free_port()};
+    struct rsrv s = {.port = rsrv_free_port()};
     struct rcount *rc = mk(tcp_addr(3, s.port), "t5", NULL, 0, 100);
     struct rrow r;
     struct rrow_policy p;
@@ -536,13 +400,13 @@ static void t_overflow(void)
     is_int((long long)st.rows_dropped, 50, "overflow: rows_dropped exact");
     is_int((long long)st.rows_added, 100, "overflow: rows_added");
     is_int(st.buffered, 100, "overflow: 100 buffered");
-    ok(srv_start(&s) == 0, "overflow: redis started");
+    ok(rsrv_start(&s) == 0, "overflow: redis started");
     ok(wait_written(rc, 100, 15000), "overflow: the 100 flushed");
     is_int(sum_counts(&s, "t5", 0), 100, "overflow: sum 100");
     rcount_free(&rc, 0);
 
     /* buffer 0: nothing kept while away */
-    struct srv none = {.port = free_port()};
+    struct rsrv none = {.port = rsrv_free_port()};
     rc = mk(tcp_addr(3, none.port), "t5b", NULL, 0, 0);
     refused = 0;
     for (int i = 0; i < 10; i++) {
@@ -562,17 +426,17 @@ static void t_overflow(void)
     ok(wait_written(rc, 10, 3000), "buffer 0 while connected: written");
     is_int(sum_counts(&s, "t5c", 0), 10, "buffer 0: sum 10");
     rcount_free(&rc, 0);
-    srv_stop(&s, SIGTERM);
+    rsrv_stop(&s, SIGTERM);
 }
 
 static void t_auth(void)
 {
-    struct srv s = {.port = free_port(), .password = "s3cret pass"};
+    struct rsrv s = {.port = rsrv_free_port(), .password = "s3cret pass"};
     struct rcount *rc, *bad;
     struct rrow r;
     struct rrow_policy p;
 
-    if (srv_start(&s) != 0) {
+    if (rsrv_start(&s) != 0) {
         ok(0, "auth: redis start");
         return;
     }
@@ -596,19 +460,19 @@ static void t_auth(void)
     is_int(sum_counts(&s, "t6bad", 0), 1, "reconfigure: sum 1");
     rcount_free(&rc, 0);
     rcount_free(&bad, 0);
-    srv_stop(&s, SIGTERM);
+    rsrv_stop(&s, SIGTERM);
 }
 
 static void t_unix(void)
 {
-    struct srv s = {.port = 0};
+    struct rsrv s = {.port = 0};
     char addr[192];
     struct rcount *rc;
     struct rrow r;
     struct rrow_policy p;
 
     snprintf(s.sock, sizeof(s.sock), "%s/redis.sock", tmpdir);
-    if (srv_start(&s) != 0) {
+    if (rsrv_start(&s) != 0) {
         ok(0, "unix: redis start");
         return;
     }
@@ -629,13 +493,13 @@ static void t_unix(void)
     rcount_free(&rc, 3000);
     ok(now_s() - t0 < 3, "free: flush returned in %.3f s", now_s() - t0);
     is_int(sum_counts(&s, "t7", 0), 1020, "free: the buffered 1000 were flushed");
-    srv_stop(&s, SIGTERM);
+    rsrv_stop(&s, SIGTERM);
 }
 
-static void t_error_reply(struct srv *s)
+static void t_error_reply(struct rsrv *s)
 {
     struct rcount *rc = mk(tcp_addr(5, s->port), "t8", NULL, 0, 100);
-    redisContext *c = sync_conn(s);
+    redisContext *c = rsrv_conn(s);
     struct rrow r;
     struct rrow_policy p;
 
@@ -662,7 +526,7 @@ static void t_error_reply(struct srv *s)
 
 static void t_never_blocks(void)
 {
-    int port = free_port();
+    int port = rsrv_free_port();
     struct rcount *rc = mk(tcp_addr(6, port), "t9", NULL, 0, 200000);
     struct rrow r;
     struct rrow_policy p;
@@ -696,16 +560,16 @@ static void t_never_blocks(void)
 
 static void t_ipv6(void)
 {
-    struct srv s = {.port = free_port()};
+    struct rsrv s = {.port = rsrv_free_port()};
     char addr[64];
     struct rcount *rc;
     struct rrow r;
     struct rrow_policy p;
 
     snprintf(s.extra, sizeof(s.extra), "--bind 127.0.0.1 ::1");
-    if (srv_start(&s) != 0) {
+    if (rsrv_start(&s) != 0) {
         diag("skipping IPv6: redis cannot bind ::1 here");
-        srv_stop(&s, SIGTERM);
+        rsrv_stop(&s, SIGTERM);
         return;
     }
     snprintf(addr, sizeof(addr), "tcp:[::1]:%d", s.port);
@@ -714,12 +578,12 @@ static void t_ipv6(void)
     rcount_add(rc, &r, &p, NOW);
     ok(wait_written(rc, 1, 3000), "IPv6: written to %s", addr);
     rcount_free(&rc, 0);
-    srv_stop(&s, SIGTERM);
+    rsrv_stop(&s, SIGTERM);
 }
 
 int main(void)
 {
-    struct srv main_srv = {0};
+    struct rsrv main_srv = {0};
 
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
         diag("redis-server not installed: skipping");
@@ -732,14 +596,15 @@ int main(void)
         ok(0, "mkdtemp");
         return tap_done();
     }
+    rsrv_set_dir(tmpdir);
     base = event_base_new();
-    main_srv.port = free_port();
-    if (!ok(srv_start(&main_srv) == 0, "redis-server started on 127.0.0.1:%d", main_srv.port))
+    main_srv.port = rsrv_free_port();
+    if (!ok(rsrv_start(&main_srv) == 0, "redis-server started on 127.0.0.1:%d", main_srv.port))
         return tap_done();
     t_basic(&main_srv);
     t_pipeline(&main_srv);
     t_error_reply(&main_srv);
-    srv_stop(&main_srv, SIGTERM);
+    rsrv_stop(&main_srv, SIGTERM);
     t_absent_at_start();
     t_killed(1);
     t_killed(0);

@@ -25,6 +25,7 @@
 
 #include "grey.h"
 #include "rgrey.h"
+#include "redis_srv.h"
 #include "tap.h"
 
 #define S 1000LL
@@ -34,8 +35,7 @@
 
 static struct event_base *base;
 static char tmpdir[64];
-static int port;
-static char pidfile[160];
+static struct rsrv rs; /* the redis-server of this test */
 static char addr[64];
 
 static double mono(void)
@@ -52,37 +52,10 @@ static long long wall_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t l = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), p = 0;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-        p = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return p;
-}
-
-static redisContext *sconn(void)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-
-    if (c != NULL && c->err) {
-        redisFree(c);
-        c = NULL;
-    }
-    return c;
-}
-
 /* cmd_int: run a command on a fresh sync connection; integer reply or -999. */
 static long long cmd_int(const char *fmt, ...)
 {
-    redisContext *c = sconn();
+    redisContext *c = rsrv_conn(&rs);
     redisReply *r;
     long long v = -999;
     va_list ap;
@@ -100,69 +73,6 @@ static long long cmd_int(const char *fmt, ...)
         freeReplyObject(r);
     redisFree(c);
     return v;
-}
-
-static int srv_up(void)
-{
-    redisContext *c = sconn();
-    redisReply *r;
-    int up;
-
-    if (c == NULL)
-        return 0;
-    r = redisCommand(c, "PING");
-    up = r != NULL && r->type == REDIS_REPLY_STATUS;
-    if (r)
-        freeReplyObject(r);
-    redisFree(c);
-    return up;
-}
-
-static int srv_start(void)
-{
-    char cmd[1024];
-    double t0 = mono();
-
-    snprintf(pidfile, sizeof(pidfile), "%s/redis.pid", tmpdir);
-    snprintf(cmd, sizeof(cmd),
-             "redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
-             "--pidfile %s --dir %s --logfile %s/redis.log",
-             port, pidfile, tmpdir, tmpdir);
-    if (system(cmd) != 0)
-        return -1;
-    while (mono() - t0 < 5) {
-        if (srv_up())
-            return 0;
-        usleep(20000);
-    }
-    return -1;
-}
-
-static long srv_pid(void)
-{
-    FILE *f = fopen(pidfile, "r");
-    long pid = 0;
-
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%ld", &pid) != 1)
-        pid = 0;
-    fclose(f);
-    return pid;
-}
-
-static void srv_stop(void)
-{
-    long pid = srv_pid();
-    double t0 = mono();
-
-    if (pid <= 0)
-        return;
-    kill((pid_t)pid, SIGCONT);
-    kill((pid_t)pid, SIGTERM);
-    while (kill((pid_t)pid, 0) == 0 && mono() - t0 < 5)
-        usleep(10000);
-    unlink(pidfile);
 }
 
 static void run_ms(int ms)
@@ -234,7 +144,7 @@ static struct rgrey *mk(const char *prefix, unsigned db, unsigned timeout_ms)
     struct rgrey_config c = {addr, "", db, prefix, timeout_ms};
     struct rgrey *rg = rgrey_new(base, &c);
 
-    if (rg != NULL && srv_pid() > 0 && !wait_connected(rg, 3000))
+    if (rg != NULL && rsrv_pid(&rs) > 0 && !wait_connected(rg, 3000))
         diag("rgrey did not connect");
     return rg;
 }
@@ -521,7 +431,7 @@ static void t_misc(void)
     is_int(r.verdict, GREY_DEFER, "db 3: defer");
     is_int(cmd_int("EXISTS t6:grey:{%s}", key), 0, "db 3: nothing in db 0");
     {
-        redisContext *c = sconn();
+        redisContext *c = rsrv_conn(&rs);
         redisReply *x = redisCommand(c, "SELECT 3");
         freeReplyObject(x);
         x = redisCommand(c, "EXISTS t6:grey:{%s}", key);
@@ -573,7 +483,7 @@ static void t_down(void)
     is_int(r.verdict, GREY_DEFER, "down: up first");
 
     /* stopped (SIGSTOP): no answer -> timeout */
-    pid = srv_pid();
+    pid = rsrv_pid(&rs);
     kill((pid_t)pid, SIGSTOP);
     t0 = mono();
     r = check(rg, key, "192.0.2.0/24", T0 + 400 * S, &p);
@@ -585,7 +495,7 @@ static void t_down(void)
     is_int(r.verdict, GREY_PASS_NEW, "stopped: recovery, state kept");
 
     /* gone: the connection drops, checks fail at once */
-    srv_stop();
+    rsrv_stop(&rs, SIGTERM);
     t0 = mono();
     r = check(rg, key, "192.0.2.0/24", T0 + 402 * S, &p);
     is_int(r.verdict, GREY_ERROR, "down: GREY_ERROR (%s)", r.error ? r.error : "");
@@ -609,7 +519,7 @@ static void t_down(void)
     ok(st.errors >= 5 && st.timeouts >= 1 && st.unavailable >= 3,
        "down: counted (errors %llu timeouts %llu unavailable %llu)", (unsigned long long)st.errors,
        (unsigned long long)st.timeouts, (unsigned long long)st.unavailable);
-    ok(srv_start() == 0, "down: redis restarted");
+    ok(rsrv_start(&rs) == 0, "down: redis restarted");
     ok(wait_connected(rg, 15000), "down: reconnected with backoff");
     r = check(rg, key, "192.0.2.0/24", T0 + 404 * S, &p);
     is_int(r.verdict, GREY_DEFER, "down: works again (fresh server: first sight)");
@@ -618,11 +528,11 @@ static void t_down(void)
     rgrey_free(&rg);
 
     /* absent at start */
-    srv_stop();
+    rsrv_stop(&rs, SIGTERM);
     rg = mk("t8", 0, 0);
     r = check(rg, key, "192.0.2.0/24", T0, &p);
     is_int(r.verdict, GREY_ERROR, "absent at start: GREY_ERROR");
-    ok(srv_start() == 0, "absent at start: redis started");
+    ok(rsrv_start(&rs) == 0, "absent at start: redis started");
     ok(wait_connected(rg, 15000), "absent at start: connects later");
     r = check(rg, key, "192.0.2.0/24", T0, &p);
     is_int(r.verdict, GREY_DEFER, "absent at start: then works");
@@ -643,9 +553,10 @@ int main(void)
         return tap_done();
     }
     base = event_base_new();
-    port = free_port();
-    snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%d", port);
-    if (!ok(srv_start() == 0, "redis-server started on 127.0.0.1:%d", port))
+    rsrv_set_dir(tmpdir);
+    rs.port = rsrv_free_port();
+    snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%d", rs.port);
+    if (!ok(rsrv_start(&rs) == 0, "redis-server started on 127.0.0.1:%d", rs.port))
         return tap_done();
     {
         struct rgrey_config bad = {"nonsense", "", 0, "pd", 0};
@@ -660,7 +571,7 @@ int main(void)
     t_misc();
     t_down();
     is_int(sync_calls, 0, "no callback ever ran inside rgrey_check");
-    srv_stop();
+    rsrv_stop(&rs, SIGTERM);
     {
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
