@@ -1,8 +1,9 @@
 /* pp.c - the Postfix policy delegation protocol codec: an incremental, bounded
  * parser for `name=value` requests and the reply formatter.
  *
- * The parser looks at one byte at a time so that an error is reported at the
- * same byte, with the same reason, however the input is split into reads.
+ * An error is reported at the same byte, with the same reason, however the
+ * input is split into reads: runs of ordinary bytes are copied at once, and
+ * every byte that could end a line or break a limit is looked at alone.
  * Bytes of the request in progress are copied into a parser buffer (line ends
  * become NULs, the first '=' of each line too); a complete request is copied
  * into one allocation together with its struct, so freeing it is one free().
@@ -20,6 +21,7 @@
  * through one 64 KiB request should not keep 64 KiB for the rest of its life. */
 #define PP_KEEP_BUF 4096
 #define PP_INIT_BUF 1024
+_Static_assert(PP_MAX_ATTRS < 255, "pp_parser.seen holds attribute index + 1 in a byte");
 
 struct pp_parser {
     char *buf;         /* bytes of the request in progress, NUL-separated */
@@ -30,6 +32,9 @@ struct pp_parser {
     size_t name_off[PP_MAX_ATTRS];
     uint32_t name_hash[PP_MAX_ATTRS];
     size_t value_off[PP_MAX_ATTRS];
+    /* Names seen, by hash (open addressing, index + 1, 0 = free): the
+     * duplicate check in O(1) per line. At most half full. */
+    uint8_t seen[2 * PP_MAX_ATTRS];
     int failed;   /* PP_ERROR was returned: no more input */
     char err[96]; /* reason for PP_ERROR */
 };
@@ -69,6 +74,7 @@ static enum pp_status pp_fail(struct pp_parser *p, const char *reason)
 static void pp_reset(struct pp_parser *p)
 {
     p->len = p->line_start = p->total = p->nattrs = 0;
+    memset(p->seen, 0, sizeof(p->seen));
     if (p->cap > PP_KEEP_BUF) {
         free(p->buf);
         p->buf = NULL;
@@ -76,7 +82,7 @@ static void pp_reset(struct pp_parser *p)
     }
 }
 
-/* pp_put: append one byte. The request bound keeps buf at most PP_MAX_REQUEST. */
+/* pp_name_hash: FNV-1a of an attribute name (the duplicate check and pp_get). */
 uint32_t pp_name_hash(const char *name, size_t n)
 {
     uint32_t h = 2166136261u;
@@ -92,6 +98,9 @@ static int pp_grow(struct pp_parser *p)
 {
     size_t ncap = p->cap ? p->cap * 2 : PP_INIT_BUF;
     char *nb;
+
+    if (p->cap >= PP_MAX_REQUEST)
+        return -1; /* cannot happen (see above); never loop on it */
 
     if (ncap > PP_MAX_REQUEST)
         ncap = PP_MAX_REQUEST;
@@ -128,9 +137,11 @@ static enum pp_status pp_end_line(struct pp_parser *p, size_t content)
     line[content] = '\0'; /* drops a CR before the LF */
     *eq = '\0';
     uint32_t h = pp_name_hash(line, (size_t)(eq - line));
-    /* Duplicates: compare hashes, names only when they match (a request has
-     * ~26 attributes: comparing every pair of names showed in profiles). */
-    for (size_t i = 0; i < p->nattrs; i++) {
+    /* Duplicates: a hash table of the names so far, names compared only
+     * when hashes match (comparing every pair showed in profiles). */
+    size_t slot = h % (2 * PP_MAX_ATTRS);
+    for (; p->seen[slot]; slot = (slot + 1) % (2 * PP_MAX_ATTRS)) {
+        size_t i = p->seen[slot] - 1u;
         if (p->name_hash[i] == h && strcmp(p->buf + p->name_off[i], line) == 0) {
             /* the name is remote data: bounded here, escaped by the logger */
             snprintf(p->err, sizeof(p->err), "duplicate attribute %.64s", line);
@@ -138,6 +149,7 @@ static enum pp_status pp_end_line(struct pp_parser *p, size_t content)
             return PP_ERROR;
         }
     }
+    p->seen[slot] = (uint8_t)(p->nattrs + 1);
     p->name_hash[p->nattrs] = h;
     p->name_off[p->nattrs] = p->line_start;
     p->value_off[p->nattrs] = (size_t)(eq + 1 - p->buf);
@@ -164,6 +176,29 @@ static struct pp_request *pp_finish(struct pp_parser *p)
     return req;
 }
 
+/* pp_safe_run: how many bytes from data[0..n) can be stored without looking
+ * at each one: they are not LF or NUL, fit the request and line bounds, and
+ * need no buffer growth check beyond the one done for the whole run. The byte
+ * after the run (if any) goes through the byte-wise path below, which gives
+ * the same error, at the same byte, as before. */
+static size_t pp_safe_run(const struct pp_parser *p, const char *data, size_t n)
+{
+    size_t linelen = p->len - p->line_start;
+    const char *stop;
+
+    if (n > PP_MAX_REQUEST - p->total)
+        n = PP_MAX_REQUEST - p->total;
+    if (linelen >= PP_MAX_LINE)
+        return 0;
+    if (n > PP_MAX_LINE - linelen)
+        n = PP_MAX_LINE - linelen;
+    if ((stop = memchr(data, '\n', n)) != NULL)
+        n = (size_t)(stop - data);
+    if ((stop = memchr(data, '\0', n)) != NULL)
+        n = (size_t)(stop - data);
+    return n;
+}
+
 enum pp_status pp_parser_feed(struct pp_parser *p, const char *data, size_t len, size_t *consumed,
                               struct pp_request **out)
 {
@@ -172,6 +207,22 @@ enum pp_status pp_parser_feed(struct pp_parser *p, const char *data, size_t len,
     if (p->failed)
         return PP_ERROR;
     for (size_t i = 0; i < len; i++) {
+        /* Fast path: copy the run of ordinary bytes up to the next line end
+         * at once (byte-by-byte copying was 10% of the daemon's profile). */
+        size_t run = pp_safe_run(p, data + i, len - i);
+
+        if (run > 0) {
+            while (p->cap - p->len < run)
+                if (pp_grow(p) < 0)
+                    return pp_fail(p, "out of memory");
+            memcpy(p->buf + p->len, data + i, run);
+            p->len += run;
+            p->total += run;
+            i += run;
+            if (i == len)
+                break;
+        }
+
         char c = data[i];
         size_t linelen = p->len - p->line_start;
 
