@@ -707,6 +707,8 @@ char *spfrec_expand(const char *src, size_t len, int mode, const struct spfrec_e
     *err = 0;
     if (check_macro_string(src, len, explain, NULL, NULL, 0) < 0) {
         *err = -1;
+        if (env->local_used)
+            *env->local_used = 1; /* conservative: see spfrec.h */
         return NULL;
     }
     sb_add(&b, "", 0);
@@ -748,6 +750,8 @@ char *spfrec_expand(const char *src, size_t len, int mode, const struct spfrec_e
             if (nd == 0)
                 delims[nd++] = '.';
             delims[nd] = '\0';
+            if (env->local_used && (tolower(letter) == 'l' || tolower(letter) == 's'))
+                *env->local_used = 1;
             expand_one(&b, macro_value(tolower(letter), env, vbuf, sizeof(vbuf)), digits, reverse,
                        delims, upper);
         }
@@ -756,6 +760,8 @@ char *spfrec_expand(const char *src, size_t len, int mode, const struct spfrec_e
     if (b.err) {
         *err = b.err;
         free(b.p);
+        if (env->local_used)
+            *env->local_used = 1; /* the unexpanded rest may have used it */
         return NULL;
     }
     if (!explain) {

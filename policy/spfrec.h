@@ -92,6 +92,13 @@ struct spfrec_env {
      * only when a %{p} is expanded; NULL function or result means "unknown". */
     const char *(*ptr_name)(void *ctx, const char *domain);
     void *ptr_ctx;
+    /* When not NULL, spfrec_expand() sets *local_used = 1 (never clears it)
+     * when it expands a macro that carries the sender's local part (l, L, s,
+     * S), and also when an expansion fails (it cannot vouch for what it did
+     * not finish). Lets a caller tell whether a result depends on the local
+     * part at all (the SPF verdict cache keys on the domain when it does
+     * not). Borrowed; a pointer so that env itself can stay const. */
+    int *local_used;
 };
 
 enum {

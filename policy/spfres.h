@@ -38,6 +38,12 @@ struct spf_verdict {
      * for example.com/TXT", "record too long", "" otherwise. */
     char problem[SPF_TEXT_MAX];
     uint32_t ttl; /* seconds this verdict may be reused (min TTL of the answers used) */
+    /* 1 when the MAIL FROM evaluation expanded a macro carrying the sender's
+     * local part (%{l} %{L} %{s} %{S}, in any record, include, redirect,
+     * domain-spec or the explanation), or could not tell; 0 when the verdict
+     * is the same for every local part at the domain (the SPF verdict cache
+     * may then share it, see src/spfw.c). */
+    int uses_local;
 };
 
 #endif

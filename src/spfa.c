@@ -75,6 +75,7 @@ struct ev {
     char *ptr_names[MAX_NAMES]; /* names of the last PTR answer (errors skip them) */
     size_t nptr_names;
     char *pname, *pname_for; /* %{p} cache */
+    int local_used;          /* a macro expanded l/L/s/S (spfrec_env.local_used) */
 };
 
 struct spfa {
@@ -240,6 +241,7 @@ static char *ev_expand(struct ev *ev, const char *spec, const char *dom, int mod
     env.now = (long long)time(NULL);
     env.ptr_name = ev_ptr_name;
     env.ptr_ctx = ev;
+    env.local_used = &ev->local_used;
     return spfrec_expand(spec, strlen(spec), mode, &env, err);
 }
 
@@ -939,7 +941,7 @@ static void copy_lower(char *dst, size_t sz, const char *src)
 /* Evaluate identity domain (sender local@sdom) into *res, merging ttl. */
 static int run(struct spfa *a, int af, const unsigned char *ip, const char *helo, const char *local,
                const char *sdom, enum spf_res *res, char *explanation, size_t expsz, char *problem,
-               size_t probsz, uint32_t *ttl)
+               size_t probsz, uint32_t *ttl, int *local_used)
 {
     struct ev ev;
     char *sender;
@@ -960,6 +962,7 @@ static int run(struct spfa *a, int af, const unsigned char *ip, const char *helo
         snprintf(problem, probsz, "%s", ev.problem[0] ? ev.problem : "SPF evaluation error");
     if (ev.used_answer && ev.ttl < *ttl)
         *ttl = ev.ttl;
+    *local_used = ev.local_used;
     ev_reset(&ev);
     free(sender);
     return 0;
@@ -1047,10 +1050,11 @@ int spfa_eval(struct spfa *a, const char *client_ip, const char *helo, const cha
     char scratch[SPF_TEXT_MAX], hprob[SPF_TEXT_MAX];
     const char *at;
     uint32_t ttl = UINT32_MAX;
-    int helo_is_domain;
+    int helo_is_domain, helo_local;
 
     memset(out, 0, sizeof(*out));
     out->mfrom = out->helo = SPF_RES_TEMPERROR;
+    out->uses_local = 1; /* until the MAIL FROM evaluation says otherwise */
     if (a == NULL || client_ip == NULL || parse_ip(client_ip, &af, ip) < 0) {
         snprintf(out->problem, sizeof(out->problem), "invalid client address");
         return -1;
@@ -1078,7 +1082,7 @@ int spfa_eval(struct spfa *a, const char *client_ip, const char *helo, const cha
     if (identity_ok(dom))
         copy_lower(out->mfrom_domain, sizeof(out->mfrom_domain), dom);
     if (run(a, af, ip, helo, local, dom, &out->mfrom, out->explanation, sizeof(out->explanation),
-            out->problem, sizeof(out->problem), &ttl) < 0)
+            out->problem, sizeof(out->problem), &ttl, &out->uses_local) < 0)
         return -1;
 
     if (!helo_is_domain) {
@@ -1089,8 +1093,10 @@ int spfa_eval(struct spfa *a, const char *client_ip, const char *helo, const cha
             out->helo = out->mfrom; /* the same evaluation */
         } else {
             hprob[0] = '\0';
+            /* the HELO identity's local part is always "postmaster": whatever
+             * it expands does not depend on the sender's local part */
             if (run(a, af, ip, helo, "postmaster", heloname, &out->helo, scratch, sizeof(scratch),
-                    hprob, sizeof(hprob), &ttl) < 0)
+                    hprob, sizeof(hprob), &ttl, &helo_local) < 0)
                 return -1;
             if (out->problem[0] == '\0' &&
                 (out->helo == SPF_RES_PERMERROR || out->helo == SPF_RES_TEMPERROR))

@@ -32,7 +32,9 @@ void spfa_free(struct spfa **ap);
 /* spfa_eval: evaluate SPF for client_ip (v4, v6 or v4-mapped v6 text), the HELO
  * name (may be "" or not a domain) and sender (MAIL FROM address, "" for the null
  * sender: then the identity is postmaster@helo). Fills *out completely (the
- * HELO identity is evaluated too when helo is a domain). Returns 0, or -1 on an
+ * HELO identity is evaluated too when helo is a domain). out->uses_local says
+ * whether the MAIL FROM evaluation expanded a macro carrying the local part
+ * (1 also whenever that cannot be vouched for). Returns 0, or -1 on an
  * internal failure (then out->mfrom = out->helo = SPF_RES_TEMPERROR). */
 int spfa_eval(struct spfa *a, const char *client_ip, const char *helo, const char *sender,
               struct spf_verdict *out);

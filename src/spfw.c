@@ -6,6 +6,14 @@
  * which every user callback runs (so no callback is ever synchronous, and
  * spfw_cancel/spfw_free are safe from inside any callback).
  *
+ * Cache keys: the full key is "ip NUL helo NUL sender NUL". A verdict whose
+ * MAIL FROM evaluation expanded no local-part macro (verdict.uses_local == 0,
+ * reported by the adapter) for a sender with a non-empty local part is the
+ * same for every local part at that domain, so it is kept under the domain
+ * key "ip NUL helo NUL @domain NUL NUL" instead. The extra NUL makes the two
+ * forms disjoint: a full key holds exactly three NULs (its parts are C
+ * strings), so the literal sender "@domain" can never hit a domain entry.
+ *
  * Worker side (after fork, never returns): blocking reads of job frames, one
  * struct spfa, DNS questions sent to the main process and answered by it.
  *
@@ -14,7 +22,8 @@
  *   JOB      main->worker  receiver NUL ip NUL helo NUL sender NUL
  *   ANSWER   main->worker  dnsrr wire form (dnsrr.h)
  *   QUESTION worker->main  u16 type, name NUL
- *   RESULT   worker->main  u8 mfrom, u8 helo, u32 ttl, 4 x (u16 len, bytes):
+ *   RESULT   worker->main  u8 mfrom, u8 helo, u32 ttl, u8 flags (bit 0: uses_local,
+ *                          other bits 0), 4 x (u16 len, bytes):
  *                          mfrom_domain, helo_domain, explanation, problem
  * The worker runs libspf2 on attacker-controlled records, so everything it
  * sends is checked (lengths, state, job id); any violation is treated as the
@@ -321,9 +330,58 @@ static void verdict_unknown(struct spf_verdict *v, const struct eval *e, const c
         v->helo = SPF_RES_NONE;
     }
     copy_str(v->problem, sizeof(v->problem), problem);
+    v->uses_local = 1; /* not known; never cached anyway (temperror) */
 }
 
 /* ---- verdict cache ---- */
+
+#define KEY_STACK 512 /* cache keys up to this size are built on the stack */
+
+/* key_domain: the '@' that starts the sender's domain when the domain key
+ * applies (a non-empty local part before the last '@', as the adapter splits
+ * it), else NULL: the null sender, a sender without '@' and "@domain" keep
+ * the full key. */
+static const char *key_domain(const char *sender)
+{
+    const char *at = strrchr(sender, '@');
+
+    return at != NULL && at != sender ? at : NULL;
+}
+
+/* key_make: the key "ip NUL helo NUL tail NUL" (plus one more NUL for a domain
+ * key, whose tail is "@domain") into buf. Returns its length; when that is
+ * more than bufsz nothing is written and the caller retries with a larger buf. */
+static size_t key_make(char *buf, size_t bufsz, const char *ip, const char *helo, const char *tail,
+                       int domain_key)
+{
+    size_t li = strlen(ip), lh = strlen(helo), lt = strlen(tail);
+    size_t n = li + lh + lt + 3 + (domain_key ? 1 : 0);
+
+    if (n > bufsz)
+        return n;
+    memcpy(buf, ip, li + 1);
+    memcpy(buf + li + 1, helo, lh + 1);
+    memcpy(buf + li + lh + 2, tail, lt + 1);
+    if (domain_key)
+        buf[n - 1] = '\0';
+    return n;
+}
+
+/* key_build: key_make into stack[KEY_STACK], or into a malloc'd buffer for a
+ * huge key (*k != stack: caller frees). 0 when out of memory. */
+static size_t key_build(char *stack, char **k, const char *ip, const char *helo, const char *tail,
+                        int domain_key)
+{
+    size_t n = key_make(stack, KEY_STACK, ip, helo, tail, domain_key);
+
+    *k = stack;
+    if (n > KEY_STACK) {
+        if ((*k = malloc(n)) == NULL)
+            return 0;
+        key_make(*k, n, ip, helo, tail, domain_key);
+    }
+    return n;
+}
 
 static void cache_drop(struct spfw_pool *p, struct centry *c)
 {
@@ -359,26 +417,70 @@ static int cache_get(struct spfw_pool *p, const char *k, size_t klen, uint32_t h
     return 1;
 }
 
-/* cache_put: temperror verdicts are never kept (the next try may succeed). */
+/* cache_probe: the cached verdict for a job, domain key first, then the full
+ * key. Counts the hit. 1 on a hit (*out filled), else 0. No allocation unless
+ * a key is larger than KEY_STACK. */
+static int cache_probe(struct spfw_pool *p, const char *ip, const char *helo, const char *sender,
+                       struct spf_verdict *out)
+{
+    const char *at = key_domain(sender);
+    char stack[KEY_STACK], *k;
+    int hit = 0;
+
+    if (p->cfg.verdict_cache_size == 0 || p->cache.n == 0)
+        return 0;
+    for (int dom = at != NULL; dom >= 0 && !hit; dom--) {
+        size_t klen = key_build(stack, &k, ip, helo, dom ? at : sender, dom);
+
+        if (klen == 0)
+            return 0;
+        hit = cache_get(p, k, klen, ht_hash(k, klen), out);
+        if (hit && dom)
+            p->st.cache_domain_hits++;
+        if (k != stack)
+            free(k);
+    }
+    if (hit)
+        p->st.cache_hits++;
+    return hit;
+}
+
+/* cache_put: temperror verdicts are never kept (the next try may succeed).
+ * Under the domain key when the verdict does not depend on the local part
+ * (see the file comment), else under the evaluation's full key. */
 static void cache_put(struct spfw_pool *p, const struct eval *e, const struct spf_verdict *v)
 {
     uint32_t ttl = v->ttl < p->cfg.verdict_cache_ttl_s ? v->ttl : p->cfg.verdict_cache_ttl_s;
+    const char *at = key_domain(e->sender), *k = e->key;
+    char stack[KEY_STACK], *dk = NULL;
+    size_t klen = e->klen;
+    uint32_t h = e->hn.hash;
     struct ht_node *n;
     struct centry *c;
 
     if (p->cfg.verdict_cache_size == 0 || ttl == 0 || v->mfrom == SPF_RES_TEMPERROR ||
         v->helo == SPF_RES_TEMPERROR)
         return;
-    if ((n = ht_find(&p->cache, e->key, e->klen, e->hn.hash)) != NULL)
+    if (v->uses_local == 0 && at != NULL) {
+        if ((klen = key_build(stack, &dk, e->ip, e->helo, at, 1)) == 0)
+            return;
+        k = dk;
+        h = ht_hash(k, klen);
+    }
+    if ((n = ht_find(&p->cache, k, klen, h)) != NULL)
         cache_drop(p, (struct centry *)((char *)n - offsetof(struct centry, hn)));
     cache_trim(p, p->cfg.verdict_cache_size - 1);
-    if ((c = malloc(sizeof(*c) + e->klen)) == NULL)
+    c = malloc(sizeof(*c) + klen);
+    if (c != NULL)
+        memcpy(c->key, k, klen);
+    if (dk != NULL && dk != stack)
+        free(dk);
+    if (c == NULL)
         return;
-    memcpy(c->key, e->key, e->klen);
-    c->klen = e->klen;
+    c->klen = klen;
     c->hn.key = c->key;
     c->hn.klen = c->klen;
-    c->hn.hash = e->hn.hash;
+    c->hn.hash = h;
     c->v = *v;
     c->expires_ms = now_ms() + (uint64_t)ttl * 1000;
     ht_insert(&p->cache, &c->hn);
@@ -739,12 +841,13 @@ static int parse_result(const unsigned char *b, size_t len, struct spf_verdict *
     const unsigned char *end = b + len;
 
     memset(v, 0, sizeof(*v));
-    if (len < 6 || b[0] > SPF_RES_PERMERROR || b[1] > SPF_RES_PERMERROR)
+    if (len < 7 || b[0] > SPF_RES_PERMERROR || b[1] > SPF_RES_PERMERROR || b[6] > 1)
         return -1;
     v->mfrom = (enum spf_res)b[0];
     v->helo = (enum spf_res)b[1];
     v->ttl = get32(b + 2);
-    b += 6;
+    v->uses_local = b[6] & 1;
+    b += 7;
     if (parse_str16(&b, end, v->mfrom_domain, sizeof(v->mfrom_domain)) < 0 ||
         parse_str16(&b, end, v->helo_domain, sizeof(v->helo_domain)) < 0 ||
         parse_str16(&b, end, v->explanation, sizeof(v->explanation)) < 0 ||
@@ -1106,7 +1209,8 @@ static void w_send_result(struct wctx *c, const struct spf_verdict *v)
     p[0] = (unsigned char)v->mfrom;
     p[1] = (unsigned char)v->helo;
     put32(p + 2, v->ttl);
-    p += 6;
+    p[6] = v->uses_local ? 1 : 0;
+    p += 7;
     p = put_str16(p, v->mfrom_domain, sizeof(v->mfrom_domain));
     p = put_str16(p, v->helo_domain, sizeof(v->helo_domain));
     p = put_str16(p, v->explanation, sizeof(v->explanation));
@@ -1344,51 +1448,55 @@ void spfw_free(struct spfw_pool **pp)
 struct spfw_job *spfw_eval(struct spfw_pool *p, const char *client_ip, const char *helo,
                            const char *sender, spfw_cb cb, void *arg)
 {
-    const char *s[3] = {client_ip ? client_ip : "", helo ? helo : "", sender ? sender : ""};
-    size_t l[3], klen = 0;
+    char stack[KEY_STACK], *key;
     struct spfw_job *j;
     struct ht_node *n;
     struct eval *e;
-    char *key;
+    size_t klen;
     uint32_t h;
 
-    for (int i = 0; i < 3; i++)
-        klen += (l[i] = strlen(s[i])) + 1;
-    if ((key = malloc(klen)) == NULL)
+    client_ip = client_ip ? client_ip : "";
+    helo = helo ? helo : "";
+    sender = sender ? sender : "";
+    if ((j = calloc(1, sizeof(*j))) == NULL)
         return NULL;
-    memcpy(key, s[0], l[0] + 1);
-    memcpy(key + l[0] + 1, s[1], l[1] + 1);
-    memcpy(key + l[0] + l[1] + 2, s[2], l[2] + 1);
-    h = ht_hash(key, klen);
-    if ((j = calloc(1, sizeof(*j))) == NULL) {
-        free(key);
-        return NULL;
-    }
     j->p = p;
     j->cb = cb;
     j->arg = arg;
-    if (p->cfg.verdict_cache_size > 0 && cache_get(p, key, klen, h, &j->v)) {
+    if (cache_probe(p, client_ip, helo, sender, &j->v)) {
         struct spf_verdict v = j->v;
 
-        p->st.cache_hits++;
         job_done(p, j, &v);
-        free(key);
         return j;
     }
+    /* single flight stays on the full key */
+    if ((klen = key_build(stack, &key, client_ip, helo, sender, 0)) == 0) {
+        free(j);
+        return NULL;
+    }
+    h = ht_hash(key, klen);
     if ((n = ht_find(&p->inflight, key, klen, h)) != NULL) {
         e = (struct eval *)((char *)n - offsetof(struct eval, hn));
         p->st.shared++;
     } else if ((e = eval_new(p, key, klen, h)) == NULL) {
-        free(key);
+        if (key != stack)
+            free(key);
         free(j);
         return NULL;
     }
-    free(key);
+    if (key != stack)
+        free(key);
     j->e = e;
     j->state = J_WAITING;
     TAILQ_INSERT_TAIL(&e->waiters, j, link);
     pool_dispatch(p);
     return j;
+}
+
+int spfw_cached(struct spfw_pool *p, const char *client_ip, const char *helo, const char *sender,
+                struct spf_verdict *out)
+{
+    return cache_probe(p, client_ip ? client_ip : "", helo ? helo : "", sender ? sender : "", out);
 }
 
 void spfw_cancel(struct spfw_job **jp)

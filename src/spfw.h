@@ -13,9 +13,13 @@
  * grace period is killed and replaced. A worker that dies mid-job gives its
  * job temperror ("worker died") and is replaced. The daemon never hangs.
  *
- * Verdict cache: a finished verdict is kept (keyed by client IP, HELO, sender)
- * for min(verdict.ttl, verdict_cache_ttl_s) and later identical jobs complete
- * from it on the loop, without a worker, but still through a deferred callback.
+ * Verdict cache: a finished verdict is kept for min(verdict.ttl,
+ * verdict_cache_ttl_s) and later matching jobs complete from it on the loop,
+ * without a worker, but still through a deferred callback. The key is (client
+ * IP, HELO, sender), or (client IP, HELO, @domain) when the sender has a
+ * non-empty local part and the evaluation expanded no macro carrying it
+ * (verdict.uses_local == 0): such a verdict serves every local part at the
+ * domain. Lookups try the domain key first. Temperror verdicts are not kept.
  *
  * All functions run on the loop thread. */
 #ifndef PD_SPFW_H
@@ -55,15 +59,23 @@ void spfw_free(struct spfw_pool **pp);
  * allocation failure (cb not called). */
 struct spfw_job *spfw_eval(struct spfw_pool *p, const char *client_ip, const char *helo,
                            const char *sender, spfw_cb cb, void *arg);
+/* spfw_cached: a synchronous probe of the verdict cache for the caller's fast
+ * path (same keys as spfw_eval). 1 and *out filled on a hit, counted in
+ * cache_hits exactly like a hit in spfw_eval; 0 on a miss, and nothing else
+ * happens (no evaluation starts, *out untouched). No allocation unless the
+ * inputs are huge. */
+int spfw_cached(struct spfw_pool *p, const char *client_ip, const char *helo, const char *sender,
+                struct spf_verdict *out);
 /* spfw_cancel: the callback will not run; NULLs *jp. The evaluation itself may
  * continue for other waiters. */
 void spfw_cancel(struct spfw_job **jp);
 
 struct spfw_stats {
-    uint64_t evaluations; /* evaluations started on a worker */
-    uint64_t shared;      /* jobs that joined an evaluation already running */
-    uint64_t cache_hits;  /* jobs answered from the verdict cache */
-    uint64_t timeouts;    /* evaluations ended by the deadline */
+    uint64_t evaluations;       /* evaluations started on a worker */
+    uint64_t shared;            /* jobs that joined an evaluation already running */
+    uint64_t cache_hits;        /* jobs answered from the verdict cache (spfw_cached included) */
+    uint64_t cache_domain_hits; /* of which from a domain-key entry (any local part) */
+    uint64_t timeouts;          /* evaluations ended by the deadline */
     uint64_t worker_deaths;
     uint64_t dns_questions; /* DNS questions workers asked */
     unsigned busy, idle, queued;

@@ -26,6 +26,187 @@ static struct spf_verdict eval(const char *ip, const char *helo, const char *fro
     return v;
 }
 
+/* verdict.uses_local: does the MAIL FROM verdict depend on the local part?
+ * Each row is evaluated for alice@ and bob@ its domain (HELO helo). The zone
+ * rows (name, type, data) are added first; A data is address text. */
+static const struct {
+    const char *what;
+    const char *ip, *helo, *domain;
+    const char *zone[4][3];
+    int uses_local;
+    const char *alice, *bob; /* expected mfrom results */
+} local_rows[] = {
+    {"ip4 only",
+     "192.0.2.1",
+     "",
+     "ul1.example",
+     {{"ul1.example", "TXT", "v=spf1 ip4:192.0.2.1 -all"}},
+     0,
+     "pass",
+     "pass"},
+    {"exists:%{l}",
+     "192.0.2.1",
+     "",
+     "ul2.example",
+     {{"ul2.example", "TXT", "v=spf1 exists:%{l}.x.ul2.example -all"},
+      {"alice.x.ul2.example", "A", "127.0.0.2"}},
+     1,
+     "pass",
+     "fail"},
+    {"include:%{s}",
+     "192.0.2.1",
+     "",
+     "ul3.example",
+     {{"ul3.example", "TXT", "v=spf1 include:%{s}.inc.example ~all"}},
+     1,
+     "permerror",
+     "permerror"},
+    {"redirect=%{l1r-}",
+     "192.0.2.1",
+     "",
+     "ul4.example",
+     {{"ul4.example", "TXT", "v=spf1 redirect=%{l1r-}.r.ul4.example"},
+      {"alice.r.ul4.example", "TXT", "v=spf1 +all"},
+      {"bob.r.ul4.example", "TXT", "v=spf1 -all"}},
+     1,
+     "pass",
+     "fail"},
+    {"a:%{d} mx:%{o} %{i} %{h}",
+     "192.0.2.1",
+     "mx.ul5.example",
+     "ul5.example",
+     {{"ul5.example", "TXT", "v=spf1 a:%{d}.ul5.example mx:%{o} exists:%{i}.%{h} -all"}},
+     0,
+     "permerror",
+     "permerror"}, /* 3 void lookups; the problem names them */
+    {"exp text with %{L}",
+     "192.0.2.1",
+     "",
+     "ul6.example",
+     {{"ul6.example", "TXT", "v=spf1 -all exp=why.ul6.example"},
+      {"why.ul6.example", "TXT", "%{L} may not send"}},
+     1,
+     "fail",
+     "fail"},
+    {"exp text with %{o} %{c}",
+     "192.0.2.1",
+     "",
+     "ul7.example",
+     {{"ul7.example", "TXT", "v=spf1 -all exp=why.ul7.example"},
+      {"why.ul7.example", "TXT", "%{o} does not send from %{c}"}},
+     0,
+     "fail",
+     "fail"},
+    {"exp= domain-spec with %{l}",
+     "192.0.2.1",
+     "",
+     "ul8.example",
+     {{"ul8.example", "TXT", "v=spf1 -all exp=%{l}.why.ul8.example"},
+      {"alice.why.ul8.example", "TXT", "no"}},
+     1,
+     "fail",
+     "fail"},
+    {"%{l} inside an include",
+     "192.0.2.1",
+     "",
+     "ul9.example",
+     {{"ul9.example", "TXT", "v=spf1 include:inc.ul9.example -all"},
+      {"inc.ul9.example", "TXT", "v=spf1 exists:%{l}.e.ul9.example ~all"}},
+     1,
+     "fail",
+     "fail"},
+    {"%{l} after a matching ip4: never expanded",
+     "192.0.2.1",
+     "",
+     "ul10.example",
+     {{"ul10.example", "TXT", "v=spf1 ip4:192.0.2.1 exists:%{l}.x.ul10.example -all"}},
+     0,
+     "pass",
+     "pass"},
+    {"%{l} reached when the ip4 does not match",
+     "192.0.2.2",
+     "",
+     "ul10.example",
+     {{NULL}},
+     1,
+     "fail",
+     "fail"},
+    {"ptr:%{l}",
+     "192.0.2.1",
+     "",
+     "ul11.example",
+     {{"ul11.example", "TXT", "v=spf1 ptr:%{l}.ul11.example -all"}},
+     1,
+     "fail",
+     "fail"},
+    {"%{l} only in the HELO record",
+     "192.0.2.1",
+     "h.ul12.example",
+     "ul12.example",
+     {{"ul12.example", "TXT", "v=spf1 ?all"},
+      {"h.ul12.example", "TXT", "v=spf1 exists:%{l}.h.ul12.example -all"}},
+     0,
+     "neutral",
+     "neutral"},
+    {"%{s} in exists",
+     "192.0.2.1",
+     "",
+     "ul13.example",
+     {{"ul13.example", "TXT", "v=spf1 exists:%{s2}.ul13.example -all"}},
+     1,
+     "fail",
+     "fail"},
+};
+
+static void test_uses_local(void)
+{
+    for (size_t i = 0; i < sizeof(local_rows) / sizeof(local_rows[0]); i++) {
+        char from_a[64], from_b[64];
+        struct spf_verdict va, vb;
+
+        for (size_t k = 0; k < 4 && local_rows[i].zone[k][0]; k++) {
+            const char *const *zr = local_rows[i].zone[k];
+
+            if (strcmp(zr[1], "TXT") == 0)
+                txt(zr[0], zr[2]);
+            else
+                zone_add_str(z, zr[0], DNS_T_A, zr[2], 0);
+        }
+        snprintf(from_a, sizeof(from_a), "alice@%s", local_rows[i].domain);
+        snprintf(from_b, sizeof(from_b), "bob@%s", local_rows[i].domain);
+        va = eval(local_rows[i].ip, local_rows[i].helo, from_a);
+        vb = eval(local_rows[i].ip, local_rows[i].helo, from_b);
+        is_int(va.uses_local, local_rows[i].uses_local, "%s: uses_local (alice)",
+               local_rows[i].what);
+        is_int(vb.uses_local, local_rows[i].uses_local, "%s: uses_local (bob)", local_rows[i].what);
+        is_str(spf_res_name(va.mfrom), local_rows[i].alice, "%s: alice's result",
+               local_rows[i].what);
+        is_str(spf_res_name(vb.mfrom), local_rows[i].bob, "%s: bob's result", local_rows[i].what);
+        if (local_rows[i].uses_local == 0) {
+            /* a shared verdict must be right for every local part */
+            ok(va.mfrom == vb.mfrom && va.helo == vb.helo &&
+                   strcmp(va.explanation, vb.explanation) == 0 &&
+                   strcmp(va.problem, vb.problem) == 0,
+               "%s: the same verdict for both local parts", local_rows[i].what);
+            ok(strstr(va.explanation, "alice") == NULL && strstr(va.problem, "alice") == NULL,
+               "%s: no local part in explanation \"%s\" / problem \"%s\"", local_rows[i].what,
+               va.explanation, va.problem);
+        }
+    }
+    {
+        struct spf_verdict v;
+
+        /* the exp= text carries the local part when it says so */
+        v = eval("192.0.2.1", "", "alice@ul6.example");
+        is_str(v.explanation, "alice may not send", "%%{L} expanded in the explanation");
+        /* the null sender and senders without a local part: postmaster is used */
+        v = eval("192.0.2.1", "ul2.example", "");
+        is_int(v.uses_local, 1, "null sender, %%{l} record: uses_local");
+        ok(spfa_eval(a, "bad-ip", "", "alice@ul1.example", &v) == -1 && v.uses_local == 1,
+           "an internal failure reports uses_local = 1");
+    }
+}
+
 int main(void)
 {
     struct spf_verdict v;
@@ -130,6 +311,8 @@ int main(void)
     zone_add_str(z, "inc2.example", DNS_T_A, "192.0.2.201", 0);
     v = eval("192.0.2.9", "", "x@inc1.example");
     is_str(spf_res_name(v.mfrom), "permerror", "11 DNS terms across an include: permerror");
+
+    test_uses_local();
 
     free(rec);
     spfa_free(&a);

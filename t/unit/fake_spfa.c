@@ -10,6 +10,11 @@
  *   "hang"        never return
  *   "badframe"    write a hostile frame on the IPC socket, then wait
  *   "receiver"    neutral, explanation = the receiver name given to spfa_new
+ *   "nolocal:<text>"  as <text>, but the verdict reports uses_local = 0 (like
+ *                 a record without local-part macros); every other verdict
+ *                 reports uses_local = 1, as the real adapter does when unsure
+ *   "local"       uses_local = 1: pass when the local part starts with "ok",
+ *                 else fail with the explanation "<local> not allowed"
  * spfa_new fails for the receiver name "failnew" (a worker that cannot start).
  * A TIMEOUT/SERVFAIL answer gives temperror, NXDOMAIN/NODATA gives none; the
  * verdict's TTL is the smallest TTL seen. The HELO identity is always none. */
@@ -75,6 +80,7 @@ int spfa_eval(struct spfa *a, const char *client_ip, const char *helo, const cha
 
     memset(out, 0, sizeof(*out));
     out->helo = SPF_RES_NONE;
+    out->uses_local = 1;
     snprintf(out->mfrom_domain, sizeof(out->mfrom_domain), "%s",
              sender[0] ? (at ? at + 1 : sender) : helo);
     snprintf(name, sizeof(name), "%s", out->mfrom_domain);
@@ -98,6 +104,10 @@ int spfa_eval(struct spfa *a, const char *client_ip, const char *helo, const cha
             break;
         }
         txt = (const char *)r->rr[0].data;
+        if (strncmp(txt, "nolocal:", 8) == 0) {
+            out->uses_local = 0;
+            txt += 8;
+        }
         if (strcmp(txt, "crash") == 0) {
             struct rlimit no = {0, 0};
 
@@ -117,7 +127,15 @@ int spfa_eval(struct spfa *a, const char *client_ip, const char *helo, const cha
             dnsrr_unref(&r);
             continue;
         }
-        if (strcmp(txt, "receiver") == 0) {
+        if (strcmp(txt, "local") == 0) {
+            size_t ll = at ? (size_t)(at - sender) : 0;
+
+            out->uses_local = 1;
+            out->mfrom = ll >= 2 && strncmp(sender, "ok", 2) == 0 ? SPF_RES_PASS : SPF_RES_FAIL;
+            if (out->mfrom == SPF_RES_FAIL)
+                snprintf(out->explanation, sizeof(out->explanation), "%.*s not allowed", (int)ll,
+                         sender);
+        } else if (strcmp(txt, "receiver") == 0) {
             out->mfrom = SPF_RES_NEUTRAL;
             snprintf(out->explanation, sizeof(out->explanation), "%s", a->receiver);
         } else if ((res = spf_res_from_name(txt)) >= 0) {

@@ -91,6 +91,37 @@ static const struct exp_case exps[] = {
     {"%{p}", SPFREC_EXPAND_DOMAIN, "mx.example.com"},
 };
 
+/* Which expansions carry the sender's local part (spfrec_env.local_used). */
+static const struct {
+    const char *macro;
+    int mode;
+    int used; /* 1: local_used must be set */
+} locals[] = {
+    {"%{l}", SPFREC_EXPAND_DOMAIN, 1},
+    {"%{L}", SPFREC_EXPAND_EXPLAIN, 1},
+    {"%{s}", SPFREC_EXPAND_DOMAIN, 1},
+    {"%{S}", SPFREC_EXPAND_EXPLAIN, 1},
+    {"%{l1r-}.x.example", SPFREC_EXPAND_DOMAIN, 1},
+    {"%{d}.%{lr-}.lp._spf.%{d2}", SPFREC_EXPAND_DOMAIN, 1},
+    {"%{s2}", SPFREC_EXPAND_DOMAIN, 1},
+    {"you, %{L}, may not send", SPFREC_EXPAND_EXPLAIN, 1},
+    {"%{x}", SPFREC_EXPAND_EXPLAIN, 1}, /* an expansion error: cannot vouch, so 1 */
+    {"%{c}.%{l}", SPFREC_EXPAND_DOMAIN, 1},
+    {"%{o}", SPFREC_EXPAND_DOMAIN, 0},
+    {"%{O}", SPFREC_EXPAND_EXPLAIN, 0},
+    {"%{d}", SPFREC_EXPAND_DOMAIN, 0},
+    {"%{d2r}", SPFREC_EXPAND_DOMAIN, 0},
+    {"%{i}", SPFREC_EXPAND_DOMAIN, 0},
+    {"%{ir}.%{v}._spf.%{d2}", SPFREC_EXPAND_DOMAIN, 0},
+    {"%{h}", SPFREC_EXPAND_DOMAIN, 0},
+    {"%{p}", SPFREC_EXPAND_DOMAIN, 0},
+    {"%{v}", SPFREC_EXPAND_DOMAIN, 0},
+    {"%{c} says %{r} at %{t}", SPFREC_EXPAND_EXPLAIN, 0},
+    {"%%%_%-", SPFREC_EXPAND_EXPLAIN, 0},
+    {"plain.example", SPFREC_EXPAND_DOMAIN, 0},
+    {"lsLS.example", SPFREC_EXPAND_DOMAIN, 0}, /* the letters outside a macro */
+};
+
 static const char *fake_ptr(void *ctx, const char *domain)
 {
     (void)ctx;
@@ -162,6 +193,24 @@ int main(void)
         else
             ok(s == NULL && err == -1, "expand \"%s\": syntax error", exps[i].macro);
         free(s);
+    }
+    for (i = 0; i < sizeof(locals) / sizeof(locals[0]); i++) {
+        int used = 0;
+
+        env.local_used = &used;
+        s = spfrec_expand(locals[i].macro, strlen(locals[i].macro), locals[i].mode, &env, &err);
+        is_int(used, locals[i].used, "\"%s\": local_used", locals[i].macro);
+        ok(s != NULL || locals[i].used, "\"%s\": expanded", locals[i].macro);
+        free(s);
+    }
+    {
+        int used = 1;
+
+        env.local_used = &used;
+        s = spfrec_expand("%{d}", 4, SPFREC_EXPAND_DOMAIN, &env, &err);
+        is_int(used, 1, "local_used is never cleared");
+        free(s);
+        env.local_used = NULL;
     }
     env.af = AF_INET6;
     inet_pton(AF_INET6, "2001:db8::cb01", env.ip);

@@ -308,6 +308,76 @@ static void test_single_flight_and_cache(void)
     spfw_free(&p);
 }
 
+/* The domain key (fake_spfa: "nolocal:" reports uses_local = 0, "local"
+ * decides on the local part and reports 1; everything else reports 1). */
+static void test_domain_key(void)
+{
+    static const struct {
+        const char *sender;
+        int probe_hit; /* spfw_cached before evaluating this sender */
+        enum spf_res want;
+        const char *explanation;
+    } rows[] = {
+        {"a@nl.example", 0, SPF_RES_FAIL, "nl.example rejects 192.0.2.11"},
+        {"b@nl.example", 1, SPF_RES_FAIL, "nl.example rejects 192.0.2.11"},
+        {"@nl.example", 0, SPF_RES_FAIL, "nl.example rejects 192.0.2.11"},
+        {"nl.example", 0, SPF_RES_FAIL, "nl.example rejects 192.0.2.11"},
+        {"x@y@nl.example", 1, SPF_RES_FAIL, "nl.example rejects 192.0.2.11"},
+        {"ok1@lp.example", 0, SPF_RES_PASS, ""},
+        {"bad@lp.example", 0, SPF_RES_FAIL, "bad not allowed"},
+        {"ok2@lp.example", 0, SPF_RES_PASS, ""},
+        {"a@dflt.example", 0, SPF_RES_PASS, ""},
+        {"b@dflt.example", 0, SPF_RES_PASS, ""},
+    };
+    struct spfw_pool *p = pool_new(1, 3000, 100, "mx.test.example");
+    struct spf_verdict v;
+    uint64_t hits = 0;
+
+    fake_dns_set(dns, "nl.example", DNS_OK, "nolocal:fail", 300, 0);
+    fake_dns_set(dns, "lp.example", DNS_OK, "local", 300, 0);
+    fake_dns_set(dns, "dflt.example", DNS_OK, "pass", 300, 0);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct res r = {0};
+        uint64_t ev0 = stats(p).evaluations;
+
+        is_int(spfw_cached(p, "192.0.2.11", "", rows[i].sender, &v), rows[i].probe_hit,
+               "%s: spfw_cached before", rows[i].sender);
+        hits += (uint64_t)rows[i].probe_hit;
+        r.job = spfw_eval(p, "192.0.2.11", "", rows[i].sender, cb, &r);
+        ok(wait_all(&r, 1, 3000), "%s: completed", rows[i].sender);
+        hits += (uint64_t)rows[i].probe_hit;
+        is_int((long long)(stats(p).evaluations - ev0), !rows[i].probe_hit, "%s: evaluated",
+               rows[i].sender);
+        is_str(spf_res_name(r.v.mfrom), spf_res_name(rows[i].want), "%s: result", rows[i].sender);
+        is_str(r.v.explanation, rows[i].explanation, "%s: explanation", rows[i].sender);
+        is_int(spfw_cached(p, "192.0.2.11", "", rows[i].sender, &v), 1, "%s: spfw_cached after",
+               rows[i].sender);
+        hits++;
+        is_int((long long)stats(p).cache_hits, (long long)hits, "%s: cache hits", rows[i].sender);
+    }
+    is_int((long long)stats(p).cache_domain_hits, 7, "domain-key hits (a, b, x@y: 1 + 3 + 3)");
+
+    /* keys beyond the probe's stack buffer (a 700-byte HELO) */
+    {
+        char helo[712], s1[32], s2[32];
+        struct res r = {0};
+
+        memset(helo, 'h', 700);
+        strcpy(helo + 700, ".nl.example");
+        for (int i = 0; i < 2; i++) {
+            snprintf(s1, sizeof(s1), "%s@%s.example", i ? "ok1" : "a", i ? "lp" : "nl");
+            snprintf(s2, sizeof(s2), "%s@%s.example", i ? "ok2" : "b", i ? "lp" : "nl");
+            memset(&r, 0, sizeof(r));
+            r.job = spfw_eval(p, "192.0.2.11", helo, s1, cb, &r);
+            ok(wait_all(&r, 1, 3000), "long key %d: completed", i);
+            is_int(spfw_cached(p, "192.0.2.11", helo, s1, &v), 1, "long key %d: hit", i);
+            is_int(spfw_cached(p, "192.0.2.11", helo, s2, &v), !i,
+                   "long key %d: other local part %s", i, i ? "misses" : "hits");
+        }
+    }
+    spfw_free(&p);
+}
+
 static void test_deadline(void)
 {
     struct spfw_pool *p = pool_new(2, 600, 100, "mx.test.example");
@@ -539,6 +609,7 @@ int main(void)
     test_basic();
     test_concurrency();
     test_single_flight_and_cache();
+    test_domain_key();
     test_deadline();
     test_hang_crash_badframe();
     test_cancel_and_free();
