@@ -86,8 +86,10 @@ struct vd_msg {
     char *first;                   /* DONE: the first reply when it is not a header (HOLD...) */
     char *headers[VD_MAX_HEADERS]; /* DONE: headers still to send, in order */
     size_t nheaders, next_header;
-    struct vd_count *count; /* DONE: the row to count later (end-of-message, or greylisting) */
-    int count_at_accept;    /* count it at the first accepted RCPT (greylisting active) */
+    char *count;         /* DONE: the row to count later (end-of-message, or greylisting), packed
+                          * by vd_count_pack: ~0.3 KB instead of the 2.8 KB struct vd_count, which
+                          * every remembered message would otherwise hold */
+    int count_at_accept; /* count it at the first accepted RCPT (greylisting active) */
     /* Greylisting: while active, each RCPT is checked as its own triplet
      * until one passes; then the message is accepted for the rest. */
     int grey_active;
@@ -633,6 +635,36 @@ static void vd_count_now(struct vd *v, const struct vd_count *c)
         v->st.counted++;
 }
 
+/* vd_count_pack: a row kept for later, as rrow's two encodings one after the
+ * other (each NUL-terminated), in memory of their own length. NULL on ENOMEM
+ * (the row is then not counted, as when malloc of the struct failed). */
+static char *vd_count_pack(const struct vd_count *c)
+{
+    char row[RROW_ENC_WORST], pol[RROW_ENC_WORST], *s;
+    int rl = rrow_encode(&c->row, row, sizeof(row));
+    int pl = rrow_policy_encode(&c->pol, pol, sizeof(pol));
+
+    if (rl < 0 || pl < 0 || (s = malloc((size_t)rl + 1 + (size_t)pl + 1)) == NULL)
+        return NULL;
+    memcpy(s, row, (size_t)rl + 1);
+    memcpy(s + rl + 1, pol, (size_t)pl + 1);
+    return s;
+}
+
+/* vd_count_packed: count a row kept by vd_count_pack. */
+static void vd_count_packed(struct vd *v, const char *s)
+{
+    struct vd_count c;
+    size_t rl = strlen(s);
+
+    if (rrow_decode(s, rl, &c.row) < 0 ||
+        rrow_policy_decode(s + rl + 1, strlen(s + rl + 1), &c.pol) < 0) {
+        v->st.count_dropped++;
+        return;
+    }
+    vd_count_now(v, &c);
+}
+
 static void vd_finish(struct vd_msg *m, int grey, unsigned wait_s);
 static void vd_grey_first_cb(void *arg, const struct rgrey_result *r);
 
@@ -820,15 +852,12 @@ static void vd_decide(struct vd_msg *m)
         if (rejected) /* quarantine_action = reject: what was applied is a reject */
             snprintf(c.row.disposition, sizeof(c.row.disposition), "reject");
         if (cfg->count_stage == CFG_COUNT_EOM && !rejected) {
-            if ((m->count = malloc(sizeof(*m->count))) != NULL)
-                *m->count = c;
+            m->count = vd_count_pack(&c);
         } else if (grey) {
             /* A greylisted attempt is not a message: count at the first
              * accepted RCPT, if there is one. */
-            if ((m->count = malloc(sizeof(*m->count))) != NULL) {
-                *m->count = c;
+            if ((m->count = vd_count_pack(&c)) != NULL)
                 m->count_at_accept = 1;
-            }
         } else {
             vd_count_now(v, &c);
         }
@@ -873,7 +902,7 @@ static void vd_accept(struct vd_msg *m)
     m->grey_client = m->grey_sender = m->grey_rcpt = NULL;
     if (m->count && m->count_at_accept) {
         if (m->vd->rc)
-            vd_count_now(m->vd, m->count);
+            vd_count_packed(m->vd, m->count);
         free(m->count);
         m->count = NULL;
         m->count_at_accept = 0;
@@ -1153,7 +1182,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         if (m->count && !m->count_at_accept && strcasecmp(state, "END-OF-MESSAGE") == 0) {
             /* count_stage = end-of-message: the message was received. */
             if (v->rc)
-                vd_count_now(v, m->count);
+                vd_count_packed(v, m->count);
             free(m->count);
             m->count = NULL;
         }
