@@ -7,7 +7,7 @@ target_link_libraries(pd_dmarc_disc PUBLIC pd_dmarc pd_spfres)
 
 add_library(pd_dmarcq STATIC src/dmarcq.c)
 target_include_directories(pd_dmarcq PUBLIC ${CMAKE_SOURCE_DIR}/src)
-target_link_libraries(pd_dmarcq PUBLIC pd_dmarc_disc pd_dns)
+target_link_libraries(pd_dmarcq PUBLIC pd_dmarc_disc pd_dns pd_inst)
 
 pd_unit_test(test_dmarc_disc t/unit/test_dmarc_disc.c pd_dmarc_disc)
 pd_unit_test(test_dmarc_disp t/unit/test_dmarc_disp.c pd_dmarc_disc)

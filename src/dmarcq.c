@@ -3,13 +3,28 @@
 #include "dmarcq.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "inst.h"
 
 #define NEXIST 3 /* A, AAAA, MX */
 
+struct dmarcq_cache {
+    struct inst_table *t; /* key -> struct dmarcq_res (one reference each) */
+    uint64_t max_ttl_ms;
+    size_t max;
+};
+
 struct dmarcq {
     struct dns_resolver *r;
+    struct dmarcq_cache *cache;
+    /* Cacheability: the shortest TTL seen (seconds), and whether every
+     * answer was conclusive (no SERVFAIL, timeout, allocation failure). */
+    uint32_t min_ttl;
+    int inconclusive;
     struct dmarc_disc disc;
     struct dns_query *txtq; /* the `_dmarc` question in flight */
     /* Existence check: one slot per type. */
@@ -22,6 +37,154 @@ struct dmarcq {
 static const uint16_t exist_types[NEXIST] = {DNS_T_A, DNS_T_AAAA, DNS_T_MX};
 
 static void ask_next(struct dmarcq *q);
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct dmarcq_res *dmarcq_res_ref(struct dmarcq_res *r)
+{
+    if (r)
+        r->refs++;
+    return r;
+}
+
+void dmarcq_res_unref(struct dmarcq_res **rp)
+{
+    struct dmarcq_res *r = *rp;
+
+    if (r == NULL)
+        return;
+    *rp = NULL;
+    if (--r->refs == 0)
+        free(r);
+}
+
+static void res_free_data(void *p)
+{
+    struct dmarcq_res *r = p;
+
+    dmarcq_res_unref(&r);
+}
+
+struct dmarcq_cache *dmarcq_cache_new(size_t max_entries, uint64_t max_ttl_ms)
+{
+    struct dmarcq_cache *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->max = max_entries ? max_entries : 1;
+    c->max_ttl_ms = max_ttl_ms;
+    /* The table's own timeout is the cap; each entry's TTL is checked on use. */
+    c->t = inst_new(c->max, max_ttl_ms ? max_ttl_ms : 1, res_free_data);
+    if (c->t == NULL) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void dmarcq_cache_free(struct dmarcq_cache **cp)
+{
+    if (cp == NULL || *cp == NULL)
+        return;
+    inst_free(&(*cp)->t);
+    free(*cp);
+    *cp = NULL;
+}
+
+void dmarcq_cache_set_ttl(struct dmarcq_cache *c, uint64_t max_ttl_ms)
+{
+    if (c == NULL)
+        return;
+    c->max_ttl_ms = max_ttl_ms;
+    if (max_ttl_ms == 0) { /* shrink to one entry, then drop it by expiry */
+        inst_set_limits(c->t, c->max, 1);
+        inst_expire(c->t, UINT64_MAX);
+    } else {
+        inst_set_limits(c->t, c->max, max_ttl_ms);
+    }
+}
+
+size_t dmarcq_cache_count(const struct dmarcq_cache *c)
+{
+    return c ? inst_count(c->t) : 0;
+}
+
+/* cache_key: "<method><mode>:<domain>", the domain folded to lower case and
+ * without a trailing dot, as dmarc_disc normalises it. -1 if too long. */
+static int cache_key(char *key, size_t sz, const char *domain, enum dmarc_disc_method method,
+                     enum dmarc_mode mode)
+{
+    size_t n = strlen(domain), i;
+
+    if (n > 0 && domain[n - 1] == '.')
+        n--;
+    if (n == 0 || n + 4 > sz)
+        return -1;
+    key[0] = (char)('0' + (int)method);
+    key[1] = (char)('0' + (int)mode);
+    key[2] = ':';
+    for (i = 0; i < n; i++) {
+        char ch = domain[i];
+        key[3 + i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+    }
+    key[3 + n] = '\0';
+    return 0;
+}
+
+struct dmarcq_res *dmarcq_cached(struct dmarcq_cache *c, const char *policy_domain,
+                                 enum dmarc_disc_method method, enum dmarc_mode mode)
+{
+    char key[DMARC_DOMAIN_MAX + 8];
+    struct dmarcq_res *r;
+    uint64_t now;
+
+    if (c == NULL || c->max_ttl_ms == 0 || policy_domain == NULL ||
+        cache_key(key, sizeof(key), policy_domain, method, mode) < 0)
+        return NULL;
+    now = now_ms();
+    if ((r = inst_get(c->t, key, now)) == NULL)
+        return NULL;
+    if (r->expires_ms <= now) {
+        inst_del(c->t, key);
+        return NULL;
+    }
+    return dmarcq_res_ref(r);
+}
+
+/* cache_put: keep a finished result when every answer behind it was
+ * conclusive and it may live at least a second. */
+static void cache_put(struct dmarcq *q, struct dmarcq_res *r)
+{
+    struct dmarcq_cache *c = q->cache;
+    char key[DMARC_DOMAIN_MAX + 8];
+    uint64_t ttl_ms;
+
+    if (c == NULL || c->max_ttl_ms == 0 || q->inconclusive || q->min_ttl == 0 ||
+        r->res.status == DMARC_DISC_TEMPERROR || r->exists == DMARC_EXIST_UNKNOWN ||
+        cache_key(key, sizeof(key), r->res.policy_domain, q->disc.res.method, q->disc.res.mode) < 0)
+        return;
+    ttl_ms = (uint64_t)q->min_ttl * 1000;
+    if (ttl_ms > c->max_ttl_ms)
+        ttl_ms = c->max_ttl_ms;
+    r->expires_ms = now_ms() + ttl_ms;
+    if (inst_put(c->t, key, r, now_ms()) == 0)
+        dmarcq_res_ref(r);
+}
+
+/* note_answer: fold one DNS answer into the cacheability of the result. */
+static void note_answer(struct dmarcq *q, const struct dns_result *res)
+{
+    if (res->status != DNS_OK && res->status != DNS_NODATA && res->status != DNS_NXDOMAIN)
+        q->inconclusive = 1;
+    else if (res->ttl < q->min_ttl)
+        q->min_ttl = res->ttl;
+}
 
 static void free_q(struct dmarcq *q)
 {
@@ -60,6 +223,7 @@ static enum dmarc_exist exists_value(const struct dmarcq *q)
 static void maybe_finish(struct dmarcq *q)
 {
     const struct dmarc_disc_result *res = dmarc_disc_result(&q->disc);
+    struct dmarcq_res *out;
     enum dmarc_exist ex;
 
     if (res->status == DMARC_DISC_PENDING)
@@ -71,7 +235,24 @@ static void maybe_finish(struct dmarcq *q)
         ex = DMARC_EXIST_YES; /* existence cannot matter: do not report guesses */
     for (int i = 0; i < NEXIST; i++)
         dns_cancel(&q->eq[i]);
-    q->cb(res, ex, q->arg);
+    out = malloc(sizeof(*out));
+    if (out == NULL) {
+        /* Out of memory: a temporary error, as for a failed lookup. */
+        static struct dmarcq_res oom;
+
+        oom.refs = 1 << 30; /* static: never freed */
+        oom.res.status = DMARC_DISC_TEMPERROR;
+        snprintf(oom.res.tempfail_name, sizeof(oom.res.tempfail_name), "out of memory");
+        oom.exists = DMARC_EXIST_UNKNOWN;
+        out = dmarcq_res_ref(&oom);
+    } else {
+        out->refs = 1;
+        out->res = *res;
+        out->exists = ex;
+        out->expires_ms = 0;
+        cache_put(q, out);
+    }
+    q->cb(out, q->arg);
     free_q(q);
 }
 
@@ -85,6 +266,7 @@ static void on_exist(const struct dns_result *res, void *arg)
             break;
     if (i < NEXIST)
         q->eq[i] = NULL; /* the handle is spent once its callback runs */
+    note_answer(q, res);
     q->edone++;
     if (res->status == DNS_OK || res->status == DNS_NODATA)
         q->eyes = 1;
@@ -106,8 +288,10 @@ static void start_exist(struct dmarcq *q)
     q->estarted = 1;
     for (int i = 0; i < NEXIST; i++) {
         q->eq[i] = dns_lookup(q->r, pd, exist_types[i], on_exist, q);
-        if (q->eq[i] == NULL)
+        if (q->eq[i] == NULL) {
             q->edone++; /* counts as "not known", never as NXDOMAIN */
+            q->inconclusive = 1;
+        }
     }
 }
 
@@ -119,6 +303,7 @@ static void on_txt(const struct dns_result *res, void *arg)
     size_t len[32], n = 0;
 
     q->txtq = NULL;
+    note_answer(q, res);
     switch (res->status) {
     case DNS_OK:
         ans = DMARC_ANS_OK;
@@ -155,6 +340,7 @@ static void ask_next(struct dmarcq *q)
         if (q->txtq != NULL)
             return;
         /* Allocation failure (names are validated): a temporary error. */
+        q->inconclusive = 1;
         dmarc_disc_feed(&q->disc, DMARC_ANS_TEMPFAIL, NULL, NULL, 0);
     }
     if (!q->estarted && exists_needed(q))
@@ -162,9 +348,10 @@ static void ask_next(struct dmarcq *q)
     maybe_finish(q);
 }
 
-struct dmarcq *dmarcq_start(struct dns_resolver *r, const char *policy_domain,
-                            enum dmarc_disc_method method, enum dmarc_mode mode,
-                            dmarc_org_domain_fn org_fn, void *org_ctx, dmarcq_cb cb, void *arg)
+struct dmarcq *dmarcq_start(struct dns_resolver *r, struct dmarcq_cache *cache,
+                            const char *policy_domain, enum dmarc_disc_method method,
+                            enum dmarc_mode mode, dmarc_org_domain_fn org_fn, void *org_ctx,
+                            dmarcq_cb cb, void *arg)
 {
     struct dmarcq *q = calloc(1, sizeof(*q));
     const char *name;
@@ -175,6 +362,8 @@ struct dmarcq *dmarcq_start(struct dns_resolver *r, const char *policy_domain,
         return NULL;
     }
     q->r = r;
+    q->cache = cache;
+    q->min_ttl = UINT32_MAX;
     q->cb = cb;
     q->arg = arg;
     dmarc_disc_start(&q->disc, policy_domain, method, mode, org_fn, org_ctx);

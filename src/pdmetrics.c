@@ -90,6 +90,9 @@ static void pdm_vd(struct evbuffer *out, struct vd *vd)
                     st.evaluated);
     metrics_counter(out, P "decisions_reused_total",
                     "Later requests of a message answered from its decision.", "", st.reused);
+    metrics_counter(out, P "dmarc_discovery_cache_hits_total",
+                    "Messages whose DMARC policy came from the discovery cache.", "",
+                    st.dmarc_cache_hits);
 
     metrics_family(out, P "spf_results_total", METRICS_COUNTER,
                    "SPF results of the MAIL FROM identity, by result.");
@@ -149,6 +152,9 @@ static void pdm_spfw(struct evbuffer *out, struct spfw_pool *pool)
                     "SPF jobs that joined an identical evaluation already running.", "", st.shared);
     metrics_counter(out, P "spf_verdict_cache_hits_total",
                     "SPF jobs answered from the verdict cache.", "", st.cache_hits);
+    metrics_counter(out, P "spf_verdict_cache_domain_hits_total",
+                    "Verdict cache hits shared by every local part of the sender's domain.", "",
+                    st.cache_domain_hits);
     metrics_counter(out, P "spf_timeouts_total", "SPF evaluations ended by the deadline.", "",
                     st.timeouts);
     metrics_counter(out, P "spf_worker_deaths_total", "SPF worker processes that died.", "",

@@ -52,6 +52,9 @@
 /* SPF has its own deadline in the pool (the same evaluation_timeout); ours
  * fires a little later so the pool's temperror verdict normally arrives first. */
 #define VD_DEADLINE_SLACK_MS 200
+/* Policy domains whose finished discovery is kept (~8.5 KB each): the busy
+ * senders fit, and the worst case stays under 9 MB. */
+#define VD_DMARC_CACHE_SIZE 1024
 
 enum vd_msg_state { VD_PENDING, VD_DONE, VD_SKIPPED };
 
@@ -66,7 +69,10 @@ struct vd_eval {
     uint64_t started_ms; /* for the latency histogram */
     int spf_done, dmarc_done;
     struct spf_verdict sv;
-    struct dmarc_disc_result disc;
+    /* DMARC discovery: disc points into dres (a shared, cached result we hold
+     * a reference to) or at one of the static results below. */
+    struct dmarcq_res *dres;
+    const struct dmarc_disc_result *disc;
     enum dmarc_exist exists;
     /* Decided, kept while the first RCPT's greylist check runs. */
     int use_dmarc;
@@ -74,6 +80,12 @@ struct vd_eval {
     char reasons[128];
     struct rgrey_req *greq;
 };
+
+/* What a message gets when there is no discovery to run (DMARC off, no usable
+ * policy domain) or when it overran evaluation_timeout. */
+static const struct dmarc_disc_result vd_disc_none = {.status = DMARC_DISC_NONE};
+static const struct dmarc_disc_result vd_disc_timeout = {.status = DMARC_DISC_TEMPERROR,
+                                                         .tempfail_name = "evaluation timeout"};
 
 struct vd_msg {
     struct vd *vd;
@@ -113,9 +125,10 @@ struct vd {
     struct psl_ctx *psl; /* org_domain_method = psl only */
     char *psl_file;      /* the file psl was loaded from */
     struct cidr_list *trusted, *forwarders;
-    struct rcount *rc;  /* counters in Redis; NULL when `redis` is not set */
-    struct rgrey *rg;   /* greylist store; NULL unless greylist = yes and redis is set */
-    struct grey_wl *wl; /* greylist whitelists (files), NULL when none */
+    struct rcount *rc;           /* counters in Redis; NULL when `redis` is not set */
+    struct rgrey *rg;            /* greylist store; NULL unless greylist = yes and redis is set */
+    struct grey_wl *wl;          /* greylist whitelists (files), NULL when none */
+    struct dmarcq_cache *dcache; /* finished DMARC discoveries (verdict_cache_ttl) */
     struct grey_params gp;
     uint64_t rng; /* xorshift64 state for the RFC 7489 pct sample */
     struct inst_table *msgs;
@@ -175,6 +188,7 @@ static void vd_eval_free(struct vd_eval **evp)
     *evp = NULL;
     spfw_cancel(&ev->job);
     dmarcq_cancel(&ev->dq);
+    dmarcq_res_unref(&ev->dres);
     rgrey_cancel(&ev->greq);
     if (ev->deadline)
         event_free(ev->deadline);
@@ -313,6 +327,7 @@ static int vd_apply(struct vd *v, const struct pd_config *cfg, char *err, size_t
     v->cfg = cfg;
     if (v->msgs)
         inst_set_limits(v->msgs, cfg->instance_table_size, cfg->instance_timeout_ms);
+    dmarcq_cache_set_ttl(v->dcache, cfg->verdict_cache_ttl_ms);
     return 0;
 }
 
@@ -330,7 +345,8 @@ struct vd *vd_new(const struct pd_config *cfg, struct event_base *base, struct s
     v->dns = dns;
     v->rng = ((uint64_t)arc4random() << 32 | arc4random()) | 1; /* never 0 */
     v->msgs = inst_new(cfg->instance_table_size, cfg->instance_timeout_ms, vd_msg_free);
-    if (v->msgs == NULL) {
+    v->dcache = dmarcq_cache_new(VD_DMARC_CACHE_SIZE, cfg->verdict_cache_ttl_ms);
+    if (v->msgs == NULL || v->dcache == NULL) {
         snprintf(err, errlen, "out of memory");
         vd_free(&v);
         return NULL;
@@ -355,6 +371,7 @@ void vd_free(struct vd **vp)
         return;
     *vp = NULL;
     inst_free(&v->msgs);
+    dmarcq_cache_free(&v->dcache);
     rgrey_free(&v->rg);
     grey_wl_free(&v->wl);
     cidr_list_free(&v->trusted);
@@ -474,8 +491,8 @@ static void vd_log_decision(const struct vd_msg *m, const struct vd_eval *ev,
     if (d) {
         len = log_kv_append(line, sizeof(line), len, "policy_domain", ev->policy_domain);
         len = log_kv_append(line, sizeof(line), len, "dmarc", dmarc_result_name(d->result));
-        if (ev->disc.status == DMARC_DISC_FOUND) {
-            len = log_kv_append(line, sizeof(line), len, "record", ev->disc.record_domain);
+        if (ev->disc->status == DMARC_DISC_FOUND) {
+            len = log_kv_append(line, sizeof(line), len, "record", ev->disc->record_domain);
             len = log_kv_append(line, sizeof(line), len, "policy", dmarc_policy_name(d->policy));
             len = log_kv_append(line, sizeof(line), len, "tag", dmarc_tag_name(d->tag));
         }
@@ -489,8 +506,8 @@ static void vd_log_decision(const struct vd_msg *m, const struct vd_eval *ev,
     len = log_kv_append(line, sizeof(line), len, "action", verb);
     if (*ev->sv.problem)
         len = log_kv_append(line, sizeof(line), len, "problem", ev->sv.problem);
-    if (ev->disc.status == DMARC_DISC_TEMPERROR)
-        len = log_kv_append(line, sizeof(line), len, "dmarc_problem", ev->disc.tempfail_name);
+    if (ev->disc->status == DMARC_DISC_TEMPERROR)
+        len = log_kv_append(line, sizeof(line), len, "dmarc_problem", ev->disc->tempfail_name);
     log_msg(LOG_L_INFO, "decision%s", line);
 }
 
@@ -590,7 +607,7 @@ static void vd_uris(const char (*uris)[DMARC_URI_MAX], size_t n, char *out, size
 static void vd_make_count(const struct vd_eval *ev, const struct dmarc_disp_out *d,
                           struct vd_count *c)
 {
-    const struct dmarc_record *r = &ev->disc.rec;
+    const struct dmarc_record *r = &ev->disc->rec;
     const char *at = strrchr(ev->sender, '@');
 
     memset(c, 0, sizeof(*c));
@@ -609,7 +626,7 @@ static void vd_make_count(const struct vd_eval *ev, const struct dmarc_disp_out 
         if ((d->reasons & bit) && c->row.nreasons < RROW_MAX_REASONS)
             c->row.reasons[c->row.nreasons++].type = vd_rrow_reason(bit);
 
-    vd_copy(c->pol.domain, sizeof(c->pol.domain), ev->disc.record_domain);
+    vd_copy(c->pol.domain, sizeof(c->pol.domain), ev->disc->record_domain);
     vd_copy(c->pol.p, sizeof(c->pol.p), dmarc_policy_name(r->p));
     vd_copy(c->pol.sp, sizeof(c->pol.sp), r->sp ? dmarc_policy_name(r->sp) : "");
     vd_copy(c->pol.np, sizeof(c->pol.np), r->np ? dmarc_policy_name(r->np) : "");
@@ -622,7 +639,7 @@ static void vd_make_count(const struct vd_eval *ev, const struct dmarc_disp_out 
             : r->psd == DMARC_PSD_N ? "n"
                                     : "u");
     vd_copy(c->pol.discovery_method, sizeof(c->pol.discovery_method),
-            ev->disc.method == DMARC_DISC_PSL ? "psl" : "treewalk");
+            ev->disc->method == DMARC_DISC_PSL ? "psl" : "treewalk");
     c->pol.pct = r->pct;
     vd_uris(r->rua, r->nrua, c->pol.rua, sizeof(c->pol.rua));
 }
@@ -695,7 +712,7 @@ static int vd_grey_applies(struct vd *v, struct vd_msg *m, const struct vd_eval 
     /* Big senders retry from other addresses: a message whose SPF passes for
      * a domain that enforces DMARC is authenticated enough. */
     if (cfg->greylist_skip_authenticated && use_dmarc && ev->sv.mfrom == SPF_RES_PASS &&
-        ev->disc.status == DMARC_DISC_FOUND &&
+        ev->disc->status == DMARC_DISC_FOUND &&
         (d->policy == DMARC_P_QUARANTINE || d->policy == DMARC_P_REJECT)) {
         v->st.grey_skipped_authenticated++;
         return 0;
@@ -774,7 +791,7 @@ static void vd_decide(struct vd_msg *m)
         vd_disp_cfg(cfg, &dc);
         memset(&in, 0, sizeof(in));
         in.spf = ev->sv.mfrom;
-        in.disc = &ev->disc;
+        in.disc = ev->disc;
         in.exists = ev->exists;
         /* pct matters in RFC 7489 mode only; a cheap generator seeded once
          * (glibc's arc4random is a getrandom syscall per call). */
@@ -799,8 +816,8 @@ static void vd_decide(struct vd_msg *m)
         hd.result = dmarc_result_name(d.result);
         hd.receiver = cfg->hostname;
         hd.policy_domain = ev->policy_domain;
-        hd.record_domain = ev->disc.status == DMARC_DISC_FOUND ? ev->disc.record_domain : "";
-        hd.policy = ev->disc.status == DMARC_DISC_FOUND ? dmarc_policy_name(d.policy) : "";
+        hd.record_domain = ev->disc->status == DMARC_DISC_FOUND ? ev->disc->record_domain : "";
+        hd.policy = ev->disc->status == DMARC_DISC_FOUND ? dmarc_policy_name(d.policy) : "";
         hd.tag = dmarc_tag_name(d.tag);
         hd.spf = spf_res_name(ev->sv.mfrom);
         hd.disposition = dmarc_disp_name(d.disposition);
@@ -842,7 +859,7 @@ static void vd_decide(struct vd_msg *m)
      * messages with a DMARC record (someone may want the report), never a
      * deferred attempt, never the reporter's own mail. A reject is counted
      * now at either stage: the message will not reach END-OF-MESSAGE. */
-    if (v->rc && use_dmarc && ev->disc.status == DMARC_DISC_FOUND &&
+    if (v->rc && use_dmarc && ev->disc->status == DMARC_DISC_FOUND &&
         !(m->repeat && strncmp(m->repeat, "DEFER", 5) == 0) &&
         !(*cfg->report_email && strcasecmp(ev->sender, cfg->report_email) == 0)) {
         struct vd_count c;
@@ -1035,13 +1052,14 @@ static void vd_spf_done(const struct spf_verdict *sv, void *arg)
     vd_maybe_decide(m);
 }
 
-static void vd_dmarc_done(const struct dmarc_disc_result *res, enum dmarc_exist exists, void *arg)
+static void vd_dmarc_done(struct dmarcq_res *res, void *arg)
 {
     struct vd_msg *m = arg;
 
     m->ev->dq = NULL; /* freed by dmarcq when this returns */
-    m->ev->disc = *res;
-    m->ev->exists = exists;
+    m->ev->dres = res;
+    m->ev->disc = &res->res;
+    m->ev->exists = res->exists;
     m->ev->dmarc_done = 1;
     vd_maybe_decide(m);
 }
@@ -1062,10 +1080,7 @@ static void vd_deadline(evutil_socket_t fd, short what, void *arg)
     }
     if (!ev->dmarc_done) {
         dmarcq_cancel(&ev->dq);
-        memset(&ev->disc, 0, sizeof(ev->disc));
-        ev->disc.status = DMARC_DISC_TEMPERROR;
-        snprintf(ev->disc.policy_domain, sizeof(ev->disc.policy_domain), "%s", ev->policy_domain);
-        snprintf(ev->disc.tempfail_name, sizeof(ev->disc.tempfail_name), "evaluation timeout");
+        ev->disc = &vd_disc_timeout;
         ev->exists = DMARC_EXIST_UNKNOWN;
         ev->dmarc_done = 1;
     }
@@ -1078,36 +1093,60 @@ static void vd_reply_dunno(struct vd *v, struct srv_conn *c, struct pp_request *
     vd_reply(v, c, "DUNNO");
 }
 
-/* vd_start: begin evaluating a new message. 0, or -1 when nothing could be
- * started (then the caller answers DUNNO and forgets the message). */
+/* vd_start: begin evaluating a new message. What the caches already know is
+ * taken at once; when they know everything (the common case for busy
+ * senders), the message is decided before this returns, with no timer, no
+ * worker job and no DNS callback. 0, or -1 when nothing could be started
+ * (then the caller answers DUNNO and forgets the message). */
 static int vd_start(struct vd *v, struct vd_msg *m)
 {
     const struct pd_config *cfg = v->cfg;
     struct vd_eval *ev = m->ev;
     unsigned ms = cfg->evaluation_timeout_ms + VD_DEADLINE_SLACK_MS;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    enum dmarc_disc_method method =
+        cfg->org_domain_method == CFG_ORG_PSL ? DMARC_DISC_PSL : DMARC_DISC_TREEWALK;
+    enum dmarc_mode mode =
+        cfg->dmarc_mode == CFG_DMARC_RFC7489 ? DMARC_MODE_RFC7489 : DMARC_MODE_RFC9989;
 
     ev->started_ms = vd_now_ms();
+    if (spfw_cached(v->pool, ev->client, ev->helo, ev->sender, &ev->sv))
+        ev->spf_done = 1;
+    if (!cfg->dmarc || ev->policy_domain[0] == '\0') {
+        /* No usable policy domain, or DMARC off: nothing to discover. */
+        ev->disc = &vd_disc_none;
+        ev->exists = DMARC_EXIST_UNKNOWN;
+        ev->dmarc_done = 1;
+    } else if ((ev->dres = dmarcq_cached(v->dcache, ev->policy_domain, method, mode)) != NULL) {
+        ev->disc = &ev->dres->res;
+        ev->exists = ev->dres->exists;
+        ev->dmarc_done = 1;
+        v->st.dmarc_cache_hits++;
+    }
+    if (ev->spf_done && ev->dmarc_done) {
+        vd_decide(m);
+        return 0;
+    }
     ev->deadline = evtimer_new(v->base, vd_deadline, m);
     if (ev->deadline == NULL || evtimer_add(ev->deadline, &tv) < 0)
         return -1;
-    ev->job = spfw_eval(v->pool, ev->client, ev->helo, ev->sender, vd_spf_done, m);
-    if (ev->job == NULL)
-        return -1;
-    if (cfg->dmarc && ev->policy_domain[0]) {
-        ev->dq = dmarcq_start(
-            v->dns, ev->policy_domain,
-            cfg->org_domain_method == CFG_ORG_PSL ? DMARC_DISC_PSL : DMARC_DISC_TREEWALK,
-            cfg->dmarc_mode == CFG_DMARC_RFC7489 ? DMARC_MODE_RFC7489 : DMARC_MODE_RFC9989,
-            v->psl ? vd_psl_org : NULL, v->psl, vd_dmarc_done, m);
-        if (ev->dq == NULL && errno == ENOMEM)
+    if (!ev->spf_done) {
+        ev->job = spfw_eval(v->pool, ev->client, ev->helo, ev->sender, vd_spf_done, m);
+        if (ev->job == NULL)
             return -1;
     }
-    if (ev->dq == NULL) {
-        /* No usable policy domain, or DMARC off: nothing to discover. */
-        ev->disc.status = DMARC_DISC_NONE;
-        ev->exists = DMARC_EXIST_UNKNOWN;
-        ev->dmarc_done = 1;
+    if (!ev->dmarc_done) {
+        ev->dq = dmarcq_start(v->dns, v->dcache, ev->policy_domain, method, mode,
+                              v->psl ? vd_psl_org : NULL, v->psl, vd_dmarc_done, m);
+        if (ev->dq == NULL) {
+            if (errno == ENOMEM)
+                return -1;
+            /* Not a usable domain name after all: no policy. */
+            ev->disc = &vd_disc_none;
+            ev->exists = DMARC_EXIST_UNKNOWN;
+            ev->dmarc_done = 1;
+            vd_maybe_decide(m);
+        }
     }
     return 0;
 }

@@ -80,6 +80,7 @@ struct vd_stats {
     uint64_t dispositions[3];        /* by enum dmarc_disp: none, quarantine, reject */
     uint64_t counted, count_dropped; /* rows handed to / refused by the counter writer */
     uint64_t skipped_own;            /* mail from report_email itself: not checked, not counted */
+    uint64_t dmarc_cache_hits;       /* discoveries taken from the dmarcq cache */
     uint64_t grey_checks, grey_defer, grey_pass, grey_pass_awl, grey_errors, grey_whitelisted,
         grey_skipped_authenticated;
     /* Evaluation latency (first RCPT to decision), cumulative histogram with

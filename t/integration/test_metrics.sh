@@ -157,7 +157,8 @@ for f in 'requests_total{protocol_state="RCPT"}' 'actions_total{action="PREPEND"
     'connections_refused_total{reason="limit"}' 'connections_closed_total{reason="idle"}' \
     'connections_closed_total{reason="timeout"}' 'connections_closed_total{reason="malformed"}' \
     evaluation_duration_seconds_count 'spf_results_total{result="pass"}' \
-    'dispositions_total{disposition="reject"}'; do
+    'dispositions_total{disposition="reject"}' dmarc_discovery_cache_hits_total \
+    spf_verdict_cache_hits_total spf_verdict_cache_domain_hits_total; do
     [[ -n "$(metric "policyd_dmarc_$f")" ]] || missing="$missing $f"
 done
 t_is "${missing:-}" "" "every documented series is present"
@@ -177,6 +178,11 @@ r=$(d_ask a instance=m3 client_address=198.51.100.7 sender=eve@reject.example)
 t_like "$r" "^b'action=(REJECT|5[0-9][0-9])" "request 4: SPF fail under p=reject: rejected"
 r=$(d_ask a instance=m4 client_address=10.1.2.3 sender=bob@spf-pass.example)
 t_is "$r" "b'action=DUNNO\\n\\n'" "request 5: trusted network skipped"
+# Another local part, same client, HELO and domain as m1: both caches answer
+# (the SPF verdict by domain, the DMARC discovery by policy domain).
+r=$(d_ask a instance=m5 sender=carol@spf-pass.example helo_name=mail.spf-pass.example)
+t_like "$r" "Received-SPF: pass" "request 6: SPF pass from the caches"
+t_like "$r" "envelope-from=\"carol@spf-pass.example\"" "request 6: the header names this sender"
 printf 'garbage without equals sign\n\n' > "$T/bad"
 t_is "$(d_ask a --raw "$T/bad")" "EOF" "malformed request closes the connection"
 
@@ -184,29 +190,31 @@ http GET /metrics
 t_is "$H_STATUS" "200" "GET /metrics after traffic: 200"
 printf '%s' "$H_BODY" > "$T/m1.txt"
 t_ok "exposition is well formed (after traffic)" check_format "$T/m1.txt"
-t_is "$(metric 'policyd_dmarc_requests_total{protocol_state="RCPT"}')" "5" "requests_total counts the 5 valid requests (RCPT)"
+t_is "$(metric 'policyd_dmarc_requests_total{protocol_state="RCPT"}')" "6" "requests_total counts the 6 valid requests (RCPT)"
 t_is "$(metric 'policyd_dmarc_actions_total{action="REJECT"}')" "1" "actions_total: one reject"
 t_is "$(metric 'policyd_dmarc_dmarc_results_total{result="fail"}')" "1" "dmarc_results_total: one fail"
-t_is "$(metric policyd_dmarc_messages_total)" "4" "messages_total 4"
-t_is "$(metric policyd_dmarc_messages_evaluated_total)" "3" "messages_evaluated_total 3"
+t_is "$(metric policyd_dmarc_messages_total)" "5" "messages_total 5"
+t_is "$(metric policyd_dmarc_messages_evaluated_total)" "4" "messages_evaluated_total 4"
 t_is "$(metric 'policyd_dmarc_messages_skipped_total{reason="trusted"}')" "1" "skipped trusted 1"
 t_is "$(metric policyd_dmarc_decisions_reused_total)" "1" "decisions_reused_total 1"
-t_is "$(metric 'policyd_dmarc_spf_results_total{result="pass"}')" "1" "spf_results_total{result=pass} 1"
+t_is "$(metric 'policyd_dmarc_spf_results_total{result="pass"}')" "2" "spf_results_total{result=pass} 2"
 t_is "$(metric 'policyd_dmarc_spf_results_total{result="fail"}')" "2" "spf_results_total{result=fail} 2"
 t_is "$(metric 'policyd_dmarc_spf_results_total{result="softfail"}')" "0" "spf_results_total{result=softfail} 0"
 t_is "$(metric 'policyd_dmarc_dispositions_total{disposition="reject"}')" "1" "dispositions_total{reject} 1"
-t_is "$(metric policyd_dmarc_evaluation_duration_seconds_count)" "3" "latency histogram: 3 observations"
-t_is "$(metric 'policyd_dmarc_evaluation_duration_seconds_bucket{le="+Inf"}')" "3" "latency histogram: +Inf bucket 3"
-t_like "$(metric 'policyd_dmarc_evaluation_duration_seconds_bucket{le="10"}')" "^3$" "all evaluations under 10 s"
+t_is "$(metric policyd_dmarc_evaluation_duration_seconds_count)" "4" "latency histogram: 4 observations"
+t_is "$(metric 'policyd_dmarc_evaluation_duration_seconds_bucket{le="+Inf"}')" "4" "latency histogram: +Inf bucket 4"
+t_like "$(metric 'policyd_dmarc_evaluation_duration_seconds_bucket{le="10"}')" "^4$" "all evaluations under 10 s"
 t_like "$(metric policyd_dmarc_evaluation_duration_seconds_sum)" "^[0-9.e+-]+$" "latency histogram: _sum is a number"
-t_is "$(metric policyd_dmarc_spf_evaluations_total)" "3" "spf_evaluations_total 3"
+t_is "$(metric policyd_dmarc_spf_evaluations_total)" "3" "spf_evaluations_total 3 (m5 came from the cache)"
+t_is "$(metric policyd_dmarc_spf_verdict_cache_domain_hits_total)" "1" "spf verdict shared by domain: 1 (m5)"
+t_is "$(metric policyd_dmarc_dmarc_discovery_cache_hits_total)" "2" "DMARC discovery from the cache: 2 (m2, m5)"
 t_like "$(metric policyd_dmarc_dns_queries_total)" "^[1-9][0-9]*$" "dns_queries_total > 0"
 t_like "$(metric policyd_dmarc_dns_lookups_total)" "^[1-9][0-9]*$" "dns_lookups_total > 0"
 t_is "$(metric policyd_dmarc_dns_timeouts_total)" "0" "dns_timeouts_total 0"
 t_is "$(metric policyd_dmarc_spf_workers_busy)" "0" "no SPF worker busy when idle"
 t_is "$(metric policyd_dmarc_spf_worker_queue_depth)" "0" "SPF queue empty when idle"
 t_is "$(metric policyd_dmarc_spf_worker_deaths_total)" "0" "no SPF worker died"
-t_is "$(($(metric policyd_dmarc_connections_accepted_total) - accepted0))" "6" "connections_accepted_total +6"
+t_is "$(($(metric policyd_dmarc_connections_accepted_total) - accepted0))" "7" "connections_accepted_total +7"
 t_is "$(metric 'policyd_dmarc_connections_closed_total{reason="malformed"}')" "1" "connections closed as malformed: 1"
 t_is "$(metric policyd_dmarc_connections_open)" "0" "connections_open back to 0"
 # The same series across scrapes: families and label sets do not depend on traffic.
@@ -230,7 +238,7 @@ kill -HUP "$(d_pid a)"
 sleep 0.5
 http GET /metrics
 t_is "$H_STATUS" "200" "metrics still served after SIGHUP"
-t_is "$(metric 'policyd_dmarc_requests_total{protocol_state="RCPT"}')" "5" "counters survive SIGHUP"
+t_is "$(metric 'policyd_dmarc_requests_total{protocol_state="RCPT"}')" "6" "counters survive SIGHUP"
 d_stop a
 t_is "$D_RC" "0" "daemon exits 0 on SIGTERM"
 t_ok "metrics port closed after exit" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$MPORT) 2>/dev/null"

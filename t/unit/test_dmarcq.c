@@ -3,7 +3,8 @@
  * (t/unit/dns_responder.c). Checks the questions that reach the wire, the
  * existence check (asked only when it can matter, in parallel, NXDOMAIN x3 ->
  * does not exist), SERVFAIL and timeout -> temperror, split TXT strings, PSL
- * mode, cancellation and deferred callbacks. Nothing leaves 127.0.0.1. */
+ * mode, cancellation and deferred callbacks, and the result cache (what is
+ * kept, for how long, under which key). Nothing leaves 127.0.0.1. */
 #include "dmarcq.h"
 #include "dns_responder.h"
 #include "tap.h"
@@ -52,6 +53,9 @@ static struct rsp_entry table[] = {
     NX("_dmarc.a.sfparent.test.", DNS_T_TXT),
     E("_dmarc.sfparent.test.", DNS_T_TXT, RSP_ANSWER,
       "_dmarc.sfparent.test. 300 IN TXT \"v=DMARC1; p=reject\""),
+    /* a record with a one-second TTL (the result cache must not outlive it) */
+    E("_dmarc.short.test.", DNS_T_TXT, RSP_ANSWER,
+      "_dmarc.short.test. 1 IN TXT \"v=DMARC1; p=quarantine\""),
     /* no record anywhere */
     NX("_dmarc.nothing.test.", DNS_T_TXT),
     NX("nothing.test.", DNS_T_A),
@@ -74,13 +78,14 @@ struct got {
     enum dmarc_exist exists;
 };
 
-static void on_done(const struct dmarc_disc_result *res, enum dmarc_exist exists, void *arg)
+static void on_done(struct dmarcq_res *res, void *arg)
 {
     struct got *g = arg;
 
     g->called++;
-    g->res = *res;
-    g->exists = exists;
+    g->res = res->res;
+    g->exists = res->exists;
+    dmarcq_res_unref(&res);
 }
 
 static void run_until(const int *flag, unsigned ms)
@@ -185,12 +190,17 @@ int main(void)
     r = dns_new(base, &cfg);
     ok(r != NULL, "resolver");
 
+    struct dmarcq_cache *cache = dmarcq_cache_new(16, 60000);
+
+    ok(cache != NULL, "result cache");
     for (size_t i = 0; i < sizeof(qcases) / sizeof(qcases[0]); i++) {
         const struct qcase *c = &qcases[i];
         struct got g = {0};
         struct dmarcq *q;
+        struct dmarcq_res *hit;
 
-        q = dmarcq_start(r, c->pd, c->method, DMARC_MODE_RFC9989, org_last2, NULL, on_done, &g);
+        q = dmarcq_start(r, cache, c->pd, c->method, DMARC_MODE_RFC9989, org_last2, NULL, on_done,
+                         &g);
         ok(q != NULL, "%s: started", c->label);
         is_int(g.called, 0, "%s: callback deferred", c->label);
         run_until(&g.called, 3000);
@@ -206,7 +216,123 @@ int main(void)
         if (c->exist_queries >= 0)
             is_int(exist_count(c->exist_name), c->exist_queries, "%s: existence questions",
                    c->label);
+        /* Kept only when every answer was conclusive: not a temperror, not an
+         * existence check that failed. */
+        hit = dmarcq_cached(cache, c->pd, c->method, DMARC_MODE_RFC9989);
+        if (c->status == DMARC_DISC_TEMPERROR || c->exists == DMARC_EXIST_UNKNOWN) {
+            ok(hit == NULL, "%s: not cached", c->label);
+        } else if (ok(hit != NULL, "%s: cached", c->label)) {
+            is_str(dmarc_disc_status_name(hit->res.status), dmarc_disc_status_name(c->status),
+                   "%s: cached status", c->label);
+            is_str(hit->res.record_domain, c->record_domain, "%s: cached record domain", c->label);
+            is_int(hit->exists, c->exists, "%s: cached existence", c->label);
+        }
+        dmarcq_res_unref(&hit);
     }
+
+    /* The cache key: case and a trailing dot do not matter; method and mode do. */
+    {
+        struct dmarcq_res *a =
+            dmarcq_cached(cache, "HOST.Example.TEST.", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989);
+        struct dmarcq_res *b =
+            dmarcq_cached(cache, "host.example.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989);
+
+        ok(a != NULL && a == b, "cache: one shared result whatever the spelling");
+        ok(a == NULL || a->refs == 3, "cache: the cache and both callers hold references");
+        dmarcq_res_unref(&a);
+        ok(a == NULL, "unref NULLs the pointer");
+        dmarcq_res_unref(&b);
+        ok(dmarcq_cached(cache, "host.example.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC7489) ==
+               NULL,
+           "cache: another mode misses");
+        ok(dmarcq_cached(cache, "host.example.test", DMARC_DISC_PSL, DMARC_MODE_RFC9989) == NULL,
+           "cache: another method misses");
+        ok(dmarcq_cached(cache, "bad..name", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989) == NULL,
+           "cache: a bad name misses");
+        ok(dmarcq_cached(NULL, "own.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989) == NULL,
+           "cache: NULL cache misses");
+    }
+
+    /* The shortest DNS TTL bounds the entry: a record with TTL 1 s is gone
+     * after it, and asked again. */
+    {
+        struct got g = {0};
+        struct dmarcq_res *hit;
+        int before;
+
+        dmarcq_start(r, cache, "short.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989, NULL, NULL,
+                     on_done, &g);
+        run_until(&g.called, 3000);
+        before = count("_dmarc.short.test.", DNS_T_TXT);
+        hit = dmarcq_cached(cache, "short.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989);
+        ok(hit != NULL && hit->res.rec.p == DMARC_P_QUARANTINE, "TTL 1: cached at first");
+        dmarcq_res_unref(&hit);
+        run_until(NULL, 1100);
+        ok(dmarcq_cached(cache, "short.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989) == NULL,
+           "TTL 1: gone after a second");
+        g.called = 0;
+        dmarcq_start(r, cache, "short.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989, NULL, NULL,
+                     on_done, &g);
+        run_until(&g.called, 3000);
+        is_int(count("_dmarc.short.test.", DNS_T_TXT), before + 1, "TTL 1: asked again");
+    }
+
+    /* The configured cap (verdict_cache_ttl) bounds it too; 0 disables. */
+    {
+        struct dmarcq_cache *c2 = dmarcq_cache_new(16, 50);
+        struct got g = {0};
+        struct dmarcq_res *hit;
+
+        dmarcq_start(r, c2, "own.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989, NULL, NULL,
+                     on_done, &g);
+        run_until(&g.called, 3000);
+        hit = dmarcq_cached(c2, "own.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989);
+        ok(hit != NULL, "cap 50 ms: cached at first");
+        dmarcq_res_unref(&hit);
+        run_until(NULL, 120);
+        ok(dmarcq_cached(c2, "own.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989) == NULL,
+           "cap 50 ms: gone after 120 ms");
+        dmarcq_cache_set_ttl(c2, 60000);
+        g.called = 0;
+        dmarcq_start(r, c2, "own.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989, NULL, NULL,
+                     on_done, &g);
+        run_until(&g.called, 3000);
+        is_int((int)dmarcq_cache_count(c2), 1, "cap raised: one entry");
+        dmarcq_cache_set_ttl(c2, 0);
+        is_int((int)dmarcq_cache_count(c2), 0, "cap 0: emptied");
+        ok(dmarcq_cached(c2, "own.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989) == NULL,
+           "cap 0: misses");
+        g.called = 0;
+        dmarcq_start(r, c2, "own.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989, NULL, NULL,
+                     on_done, &g);
+        run_until(&g.called, 3000);
+        is_int((int)dmarcq_cache_count(c2), 0, "cap 0: nothing kept");
+        dmarcq_cache_free(&c2);
+        ok(c2 == NULL, "cache_free NULLs the pointer");
+    }
+
+    /* Bounded: the oldest entry goes first. */
+    {
+        struct dmarcq_cache *c3 = dmarcq_cache_new(1, 60000);
+        const char *names[2] = {"own.test", "nothing.test"};
+
+        for (int i = 0; i < 2; i++) {
+            struct got g = {0};
+
+            dmarcq_start(r, c3, names[i], DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989, NULL, NULL,
+                         on_done, &g);
+            run_until(&g.called, 3000);
+        }
+        is_int((int)dmarcq_cache_count(c3), 1, "size 1: one entry");
+        ok(dmarcq_cached(c3, "own.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989) == NULL,
+           "size 1: the older one was evicted");
+        struct dmarcq_res *hit =
+            dmarcq_cached(c3, "nothing.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989);
+        ok(hit != NULL && hit->res.status == DMARC_DISC_NONE, "size 1: the newer NONE is kept");
+        dmarcq_res_unref(&hit);
+        dmarcq_cache_free(&c3);
+    }
+    dmarcq_cache_free(&cache);
 
     /* The walk asks what the state machine says, in order, and no more. */
     is_int(count("_dmarc.ghost.example.test.", DNS_T_TXT), 1, "walk: _dmarc.ghost asked once");
@@ -216,7 +342,7 @@ int main(void)
     /* SERVFAIL above a record found: temperror, the existence check dropped. */
     {
         struct got g = {0};
-        struct dmarcq *q = dmarcq_start(r, "a.sfparent.test", DMARC_DISC_TREEWALK,
+        struct dmarcq *q = dmarcq_start(r, NULL, "a.sfparent.test", DMARC_DISC_TREEWALK,
                                         DMARC_MODE_RFC9989, NULL, NULL, on_done, &g);
         struct rsp_entry *e = rsp_find(&rsp, "_dmarc.test.", DNS_T_TXT);
 
@@ -229,8 +355,8 @@ int main(void)
         {
             struct dns_resolver *r2 = dns_new(base, &cfg);
 
-            q = dmarcq_start(r2, "a.sfparent.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989, NULL,
-                             NULL, on_done, &g);
+            q = dmarcq_start(r2, NULL, "a.sfparent.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989,
+                             NULL, NULL, on_done, &g);
             run_until(&g.called, 3000);
             is_int(g.called, 1, "SERVFAIL above a record: called once");
             is_str(dmarc_disc_status_name(g.res.status), "temperror",
@@ -244,8 +370,8 @@ int main(void)
     /* Cancel before any answer: the callback never runs. */
     {
         struct got g = {0};
-        struct dmarcq *q = dmarcq_start(r, "nothing.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989,
-                                        NULL, NULL, on_done, &g);
+        struct dmarcq *q = dmarcq_start(r, NULL, "nothing.test", DMARC_DISC_TREEWALK,
+                                        DMARC_MODE_RFC9989, NULL, NULL, on_done, &g);
 
         ok(q != NULL, "cancel case started");
         dmarcq_cancel(&q);
@@ -257,8 +383,8 @@ int main(void)
     /* A cached answer still completes later, never inside dmarcq_start. */
     {
         struct got g = {0};
-        struct dmarcq *q = dmarcq_start(r, "own.test", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989,
-                                        NULL, NULL, on_done, &g);
+        struct dmarcq *q = dmarcq_start(r, NULL, "own.test", DMARC_DISC_TREEWALK,
+                                        DMARC_MODE_RFC9989, NULL, NULL, on_done, &g);
 
         is_int(g.called, 0, "cached: not called synchronously");
         run_until(&g.called, 1000);
@@ -271,7 +397,7 @@ int main(void)
         struct got g = {0};
 
         errno = 0;
-        ok(dmarcq_start(r, "bad..name", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989, NULL, NULL,
+        ok(dmarcq_start(r, NULL, "bad..name", DMARC_DISC_TREEWALK, DMARC_MODE_RFC9989, NULL, NULL,
                         on_done, &g) == NULL &&
                errno == EINVAL,
            "invalid domain: NULL, EINVAL");
