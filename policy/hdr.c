@@ -18,6 +18,7 @@
  * line stays whole and well-formed. */
 #include "hdr.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -83,27 +84,52 @@ static size_t seqlen(unsigned char c)
     return 4;
 }
 
+/* A set of ASCII characters, for per-byte membership tests without strchr
+ * (headers are built for every message: strchr per byte showed in profiles). */
+struct cset {
+    uint64_t w[2];
+};
+
+static struct cset cset_of(const char *chars)
+{
+    struct cset c = {{0, 0}};
+
+    for (; *chars; chars++)
+        c.w[(unsigned char)*chars >> 6] |= (uint64_t)1 << ((unsigned char)*chars & 63);
+    return c;
+}
+
+static int cset_has(const struct cset *c, unsigned char ch)
+{
+    return ch < 128 && ((c->w[ch >> 6] >> (ch & 63)) & 1);
+}
+
 /* put_quoted: s (sanitised) as a quoted-string of at most budget bytes,
  * escaping the characters in esc; cut with "..." inside the quotes. */
-static void put_quoted(struct sb *b, const char *s, size_t budget, const char *esc)
+static void put_quoted(struct sb *b, const char *s, size_t budget, const char *esc_chars)
 {
     size_t avail = budget - 2, total = 0, used = 0, n = strlen(s);
     char out[2 * SCRATCH + 2];
+    struct cset esc = cset_of(esc_chars);
 
     for (size_t i = 0; i < n; i += seqlen((unsigned char)s[i]))
-        total += (s[i] && strchr(esc, s[i])) ? 2 : seqlen((unsigned char)s[i]);
+        total += cset_has(&esc, (unsigned char)s[i]) ? 2 : seqlen((unsigned char)s[i]);
     out[used++] = '"';
     for (size_t i = 0; i < n;) {
         size_t u = seqlen((unsigned char)s[i]);
-        int e = strchr(esc, s[i]) != NULL;
+        int e = cset_has(&esc, (unsigned char)s[i]);
         size_t w = e ? 2 : u;
         if (total > avail && used - 1 + w > avail - 3)
             break;
         if (e)
             out[used++] = '\\';
-        memcpy(out + used, s + i, u);
-        used += u;
-        i += u;
+        if (u == 1) {
+            out[used++] = s[i++];
+        } else {
+            memcpy(out + used, s + i, u);
+            used += u;
+            i += u;
+        }
     }
     if (total > avail) {
         memcpy(out + used, "...", 3);
@@ -149,9 +175,12 @@ static int token(const char *s)
 {
     if (*s == '\0')
         return 0;
+    static const char tspecials[] = "()<>@,;:\\\"/[]?=";
+    struct cset ts = cset_of(tspecials);
+
     for (; *s; s++)
         if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f ||
-            strchr("()<>@,;:\\\"/[]?=", *s))
+            cset_has(&ts, (unsigned char)*s))
             return 0;
     return 1;
 }

@@ -74,6 +74,13 @@ size_t san_text(char *dst, size_t sz, const char *src, size_t maxlen)
      * the input tells whether a cut is needed; a cut keeps room for "...". */
     body = n <= limit ? n : (limit >= 3 ? limit - 3 : 0);
     while (i < n) {
+        if (s[i] >= 0x20 && s[i] < 0x7f) {
+            /* printable ASCII, nearly all of what we see: no call per byte */
+            if (out + 1 > body)
+                break;
+            dst[out++] = (char)s[i++];
+            continue;
+        }
         size_t len = unit(s + i, n - i, &keep);
         if (out + (keep ? len : 1) > body)
             break;
