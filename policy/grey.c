@@ -359,14 +359,20 @@ static void sha256_update(struct sha256 *s, const void *data, size_t len)
 static void sha256_final(struct sha256 *s, unsigned char out[32])
 {
     uint64_t bits = s->len * 8;
-    unsigned char pad = 0x80, zero = 0, lenb[8];
 
-    sha256_update(s, &pad, 1);
-    while (s->n != 56)
-        sha256_update(s, &zero, 1);
+    /* Padding in place (it was fed a byte at a time: 4% of a greylisting
+     * daemon's profile). s->n < 64 always holds here. */
+    s->buf[s->n++] = 0x80;
+    if (s->n > 56) {
+        memset(s->buf + s->n, 0, 64 - s->n);
+        sha256_block(s, s->buf);
+        s->n = 0;
+    }
+    memset(s->buf + s->n, 0, 56 - s->n);
     for (int i = 0; i < 8; i++)
-        lenb[i] = (unsigned char)(bits >> (56 - 8 * i));
-    sha256_update(s, lenb, 8);
+        s->buf[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
+    sha256_block(s, s->buf);
+    s->n = 0;
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (unsigned char)(s->h[i] >> 24);
         out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);

@@ -30,6 +30,7 @@
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "inst.h"
 #include "log.h"
 #include "raddr.h"
 #include "rgrey.h"
@@ -39,6 +40,15 @@
 #define RG_CONNECT_TIMEOUT_MS 5000
 #define RG_DEFAULT_TIMEOUT_MS 2000
 #define RG_LOG_EVERY_S 10
+/* The local AWL cache (see awlc_get): how long an answer from Redis about a
+ * client network is reused. "Not listed" briefly, because another MX may list
+ * the network any time; "listed" for a minute at most: a listing checked now
+ * lives at least max_age - awl_interval more (its last-seen stamp is at most
+ * one interval old), which is days with the defaults. At most RG_AWLC_MAX
+ * networks. Times are the caller's (the same clock as the scripts'). */
+#define RG_AWLC_NEG_MS 1000
+#define RG_AWLC_POS_MS 60000
+#define RG_AWLC_MAX 4096
 
 /* KEYS[1] triplet; ARGV now, delay, window, max_age (ms). -> {code, wait_ms}
  * code 0 defer, 1 pass, 2 pass_new. Mirrors grey_step(). */
@@ -109,6 +119,11 @@ struct rgrey {
     char sha[SC_N][41];
 
     struct rgrey_req *reqs; /* every live request */
+    /* The local AWL cache: client net -> struct awlc_ent. awl_epoch counts the
+     * AWL increments sent: a lookup answered after one may predate it and is
+     * not cached. */
+    struct inst_table *awlc;
+    uint64_t awl_epoch;
     struct rgrey_stats st;
     struct {
         int used;
@@ -130,8 +145,10 @@ struct rgrey_req {
     int in_redis; /* a hiredis callback will still run with this request */
     int done;     /* answered or cancelled */
     int in_cb;
-    int eval;    /* this step was re-sent as EVAL after NOSCRIPT */
-    int failnow; /* the timer delivers "unavailable" */
+    int eval;           /* this step was re-sent as EVAL after NOSCRIPT */
+    int failnow;        /* the timer delivers "unavailable" */
+    int awl_hit;        /* the timer delivers GREY_PASS_AWL (local AWL cache) */
+    uint64_t awl_epoch; /* rg->awl_epoch when the AWL lookup was sent */
     struct event *tmo;
     char net[GREY_NET_MAX];
     char *gkey, *akey; /* point into keys[] */
@@ -154,6 +171,46 @@ static void tv_ms(struct timeval *tv, unsigned ms)
 {
     tv->tv_sec = ms / 1000;
     tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/* ---- the local AWL cache ---- */
+
+struct awlc_ent {
+    int listed;
+    unsigned need;          /* greylist_awl_count it was answered for */
+    long long at, until_ms; /* valid in [at, until_ms) of the caller's clock */
+};
+
+/* awlc_get: 1 listed, 0 not listed, -1 not known (ask Redis). A busy client
+ * network (a bulk sender, a spam run) would otherwise cost one more Redis
+ * round trip per message: the AWL lookup and the triplet step cannot share
+ * a script, their keys live in different Cluster slots. */
+static int awlc_get(struct rgrey *rg, const char *net, const struct grey_params *p, long long now)
+{
+    struct awlc_ent *e = rg->awlc && now >= 0 ? inst_get(rg->awlc, net, (uint64_t)now) : NULL;
+
+    /* a clock that went backwards, or other settings: ask Redis */
+    if (e == NULL || e->need != p->awl_count || now < e->at || now >= e->until_ms)
+        return -1;
+    return e->listed;
+}
+
+static void awlc_put(struct rgrey *rg, const char *net, const struct grey_params *p, long long now,
+                     int listed)
+{
+    long long ttl = listed ? RG_AWLC_POS_MS : RG_AWLC_NEG_MS;
+    struct awlc_ent *e;
+
+    if (listed && p->max_age_ms - p->awl_interval_ms < ttl)
+        ttl = p->max_age_ms - p->awl_interval_ms;
+    if (rg->awlc == NULL || now < 0 || ttl <= 0 || (e = malloc(sizeof(*e))) == NULL)
+        return;
+    e->listed = listed;
+    e->need = p->awl_count;
+    e->at = now;
+    e->until_ms = now + ttl;
+    if (inst_put(rg->awlc, net, e, (uint64_t)now) < 0)
+        free(e);
 }
 
 static int log_gate(struct rgrey *rg, int kind, char *sup, size_t sz)
@@ -235,6 +292,22 @@ static void finish(struct rgrey_req *q, enum grey_verdict v, unsigned wait_s, co
 
 static void on_reply(redisAsyncContext *ac, void *r, void *priv);
 
+/* ll_str: v in decimal into buf (24 bytes); snprintf per argument showed in
+ * profiles of a greylisting daemon (five numbers per Redis call). */
+static const char *ll_str(char buf[24], long long v)
+{
+    char *p = buf + 23;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    *p = '\0';
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
 /* send_step: the request's current step on the connection; -1 when down. */
 static int send_step(struct rgrey_req *q)
 {
@@ -246,35 +319,29 @@ static int send_step(struct rgrey_req *q)
 
     if (rg->state != RG_UP || rg->ac == NULL)
         return -1;
-    snprintf(now, sizeof(now), "%lld", q->now);
     argv[argc++] = q->eval ? "EVAL" : "EVALSHA";
     argv[argc++] = q->eval ? (sc == SC_AWL ? awl_lua : grey_lua) : rg->sha[sc];
     argv[argc++] = "1";
     if (q->step == RQ_AWL) {
         argv[argc++] = q->akey;
         argv[argc++] = "c";
-        argv[argc++] = now;
-        snprintf(a3, sizeof(a3), "%u", q->p.awl_count);
-        snprintf(a4, sizeof(a4), "%lld", q->p.awl_interval_ms);
-        snprintf(a5, sizeof(a5), "%lld", q->p.max_age_ms);
-        argv[argc++] = a3;
-        argv[argc++] = a4;
-        argv[argc++] = a5;
+        argv[argc++] = ll_str(now, q->now);
+        argv[argc++] = ll_str(a3, q->p.awl_count);
+        argv[argc++] = ll_str(a4, q->p.awl_interval_ms);
+        argv[argc++] = ll_str(a5, q->p.max_age_ms);
     } else {
         argv[argc++] = q->gkey;
-        argv[argc++] = now;
-        snprintf(a2, sizeof(a2), "%lld", q->p.delay_ms);
-        snprintf(a3, sizeof(a3), "%lld", q->p.window_ms);
-        snprintf(a4, sizeof(a4), "%lld", q->p.max_age_ms);
-        argv[argc++] = a2;
-        argv[argc++] = a3;
-        argv[argc++] = a4;
+        argv[argc++] = ll_str(now, q->now);
+        argv[argc++] = ll_str(a2, q->p.delay_ms);
+        argv[argc++] = ll_str(a3, q->p.window_ms);
+        argv[argc++] = ll_str(a4, q->p.max_age_ms);
     }
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     if (redisAsyncCommandArgv(rg->ac, on_reply, q, argc, argv, lens) != REDIS_OK)
         return -1;
     q->in_redis = 1;
+    q->awl_epoch = rg->awl_epoch;
     return 0;
 }
 
@@ -348,6 +415,11 @@ static void awl_pass(struct rgrey_req *q)
     snprintf(t->age, sizeof(t->age), "%lld", q->p.max_age_ms);
     snprintf(t->net, sizeof(t->net), "%s", q->net);
     memcpy(t->key, q->akey, kl + 1);
+    /* This may list the network: forget what we knew about it, and do not
+     * cache lookups that were sent before this increment. */
+    if (q->rg->awlc)
+        inst_del(q->rg->awlc, q->net);
+    q->rg->awl_epoch++;
     send_awl_pass(t);
 }
 
@@ -396,6 +468,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
             reply_error(q, "unexpected redis reply", "awl");
             return;
         }
+        if (q->awl_epoch == q->rg->awl_epoch)
+            awlc_put(q->rg, q->net, &q->p, q->now, reply->integer > 0);
         if (reply->integer > 0) {
             finish(q, GREY_PASS_AWL, 0, NULL);
             return;
@@ -606,6 +680,10 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct rgrey *rg = q->rg;
 
     (void)fd, (void)what;
+    if (q->awl_hit) {
+        finish(q, GREY_PASS_AWL, 0, NULL);
+        return;
+    }
     if (q->failnow) {
         rg->st.unavailable++;
         finish(q, GREY_ERROR, 0, "redis unavailable");
@@ -649,7 +727,9 @@ struct rgrey *rgrey_new(struct event_base *base, const struct rgrey_config *c)
         rg->hs[i] = (struct hstok){rg, i};
     rg->retry_ev = evtimer_new(base, retry_cb, rg);
     rg->watchdog_ev = evtimer_new(base, watchdog_cb, rg);
-    if (rg->retry_ev == NULL || rg->watchdog_ev == NULL || apply_config(rg, c) < 0) {
+    rg->awlc = inst_new(RG_AWLC_MAX, RG_AWLC_POS_MS, free);
+    if (rg->retry_ev == NULL || rg->watchdog_ev == NULL || rg->awlc == NULL ||
+        apply_config(rg, c) < 0) {
         rgrey_free(&rg);
         return NULL;
     }
@@ -664,6 +744,9 @@ int rgrey_reconfigure(struct rgrey *rg, const struct rgrey_config *c)
 
     if (changed <= 0)
         return changed;
+    /* Another server, database or prefix: what we knew is not about it. */
+    inst_free(&rg->awlc);
+    rg->awlc = inst_new(RG_AWLC_MAX, RG_AWLC_POS_MS, free);
     drop_conn(rg);
     evtimer_del(rg->watchdog_ev);
     rg->backoff_ms = RG_BACKOFF_MIN_MS;
@@ -690,6 +773,7 @@ void rgrey_free(struct rgrey **rgp)
         event_free(rg->retry_ev);
     if (rg->watchdog_ev)
         event_free(rg->watchdog_ev);
+    inst_free(&rg->awlc);
     raddr_conf_clear(&rg->conf);
     free(rg);
 }
@@ -732,7 +816,19 @@ struct rgrey_req *rgrey_check(struct rgrey *rg, const char *triplet_key, const c
     rg->st.checks++;
     rg->st.pending++;
     q->step = p->awl_count > 0 ? RQ_AWL : RQ_TRIPLET;
-    if (send_step(q) < 0) {
+    if (q->step == RQ_AWL) {
+        int listed = awlc_get(rg, q->net, p, now_ms);
+
+        if (listed >= 0)
+            rg->st.awl_cached++;
+        if (listed == 1)
+            q->awl_hit = 1;
+        else if (listed == 0)
+            q->step = RQ_TRIPLET; /* known not listed: straight to the triplet */
+    }
+    if (q->awl_hit) {
+        tv_ms(&tv, 0); /* answered from the loop, never from here */
+    } else if (send_step(q) < 0) {
         q->failnow = 1; /* answered from the loop, never from here */
         tv_ms(&tv, 0);
     } else {

@@ -94,6 +94,7 @@ struct rgrey_stats {
     uint64_t timeouts;    /* of which: no answer within timeout_ms */
     uint64_t unavailable; /* of which: connection down when asked */
     uint64_t awl_errors;  /* AWL increments refused/lost (verdict unaffected) */
+    uint64_t awl_cached;  /* AWL lookups answered by the local cache (no Redis) */
     uint64_t reconnects;
     uint64_t cancelled;
     unsigned pending; /* requests not yet answered */

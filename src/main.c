@@ -174,6 +174,7 @@ static void main_grey_stats(void *ctx, struct pdm_grey_stats *out)
     out->awl_pass = st.grey_pass_awl;
     out->whitelisted = st.grey_whitelisted;
     out->errors = st.grey_errors;
+    out->awl_cached = st.grey_awl_cached;
 }
 
 /* main_counter_metrics: the Redis metrics follow the counter writer (none

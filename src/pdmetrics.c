@@ -203,6 +203,9 @@ static void pdm_grey(struct evbuffer *out, const struct pdm_sources *s)
     pdm_labelled(out, P "greylist_total", "outcome", "awl_pass", st.awl_pass);
     pdm_labelled(out, P "greylist_total", "outcome", "whitelisted", st.whitelisted);
     pdm_labelled(out, P "greylist_total", "outcome", "error", st.errors);
+    metrics_counter(out, P "greylist_awl_cache_hits_total",
+                    "Automatic-whitelist lookups answered from the local cache, not Redis.", "",
+                    st.awl_cached);
 }
 
 void pdm_collect(struct evbuffer *out, const struct pdm_sources *s)

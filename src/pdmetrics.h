@@ -27,6 +27,7 @@ struct pdm_grey_stats {
     uint64_t awl_pass;    /* client network on the automatic whitelist */
     uint64_t whitelisted; /* whitelist file (client or recipient) or exemption */
     uint64_t errors;      /* Redis unreachable or failing: passed (fail open) */
+    uint64_t awl_cached;  /* AWL lookups answered without Redis (local cache) */
 };
 
 /* Every source may be NULL: its group of metrics is then left out (the

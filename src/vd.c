@@ -389,6 +389,12 @@ void vd_expire(struct vd *v)
 void vd_get_stats(struct vd *v, struct vd_stats *out)
 {
     *out = v->st;
+    if (v->rg) {
+        struct rgrey_stats rs;
+
+        rgrey_get_stats(v->rg, &rs);
+        out->grey_awl_cached = rs.awl_cached;
+    }
 }
 
 /* vd_policy_domain: the envelope-DMARC policy domain: the MAIL FROM domain,

@@ -83,6 +83,7 @@ struct vd_stats {
     uint64_t dmarc_cache_hits;       /* discoveries taken from the dmarcq cache */
     uint64_t grey_checks, grey_defer, grey_pass, grey_pass_awl, grey_errors, grey_whitelisted,
         grey_skipped_authenticated;
+    uint64_t grey_awl_cached; /* AWL lookups the greylist store answered locally */
     /* Evaluation latency (first RCPT to decision), cumulative histogram with
      * the upper bounds of VD_LATENCY_BOUNDS_MS; the last bucket is +Inf. */
     uint64_t latency_le[VD_LATENCY_BUCKETS + 1];

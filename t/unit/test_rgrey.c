@@ -388,6 +388,84 @@ static void t_awl(void)
     rgrey_free(&rg);
 }
 
+/* The local AWL cache: "not listed" is reused for 1 s of the caller's clock,
+ * "listed" for up to a minute; an AWL increment sent by this store forgets
+ * what it knew about the network. */
+static void t_awl_cache(void)
+{
+    struct grey_params p;
+    struct rgrey *rg = mk("t8", 0, 0);
+    char key[GREY_KEY_MAX];
+    struct rgrey_result r;
+    struct rgrey_stats st;
+    const char *net = "192.0.2.0/24";
+    long long now = T0;
+    uint64_t c0;
+
+    grey_params_init(&p);
+    p.awl_count = 1;
+    p.delay_ms = 100; /* the first retry passes 0.1 s later (caller's clock) */
+    grey_triplet_key(net, "s@example.com", "a@example.org", key);
+    r = check(rg, key, net, now, &p);
+    is_int(r.verdict, GREY_DEFER, "awl cache: first triplet deferred (net not listed)");
+    rgrey_get_stats(rg, &st);
+    c0 = st.awl_cached;
+    is_int((int)c0, 0, "awl cache: the first lookup went to Redis");
+
+    /* A second new triplet 0.5 s later: "not listed" comes from the cache,
+     * and the verdict is the same as Redis would give. */
+    grey_triplet_key(net, "s@example.com", "b@example.org", key);
+    r = check(rg, key, net, now + 500, &p);
+    is_int(r.verdict, GREY_DEFER, "awl cache: second triplet deferred");
+    rgrey_get_stats(rg, &st);
+    is_int((int)(st.awl_cached - c0), 1, "awl cache: its AWL lookup came from the cache");
+
+    /* 1 s later the negative answer is stale: Redis is asked again. */
+    grey_triplet_key(net, "s@example.com", "c@example.org", key);
+    r = check(rg, key, net, now + 1100, &p);
+    is_int(r.verdict, GREY_DEFER, "awl cache: third triplet deferred");
+    rgrey_get_stats(rg, &st);
+    is_int((int)(st.awl_cached - c0), 1, "awl cache: after 1 s Redis was asked");
+
+    /* The third triplet retried: PASS_NEW lists the network (awl_count 1).
+     * The "not listed" cached at +1.1 s must not hide that at +1.3 s. */
+    r = check(rg, key, net, now + 1250, &p);
+    is_int(r.verdict, GREY_PASS_NEW, "awl cache: the retry passes and lists the network");
+    grey_triplet_key(net, "s@example.com", "d@example.org", key);
+    r = check(rg, key, net, now + 1300, &p);
+    is_int(r.verdict, GREY_PASS_AWL, "awl cache: listed at once (the increment forgot the entry)");
+
+    /* "listed" is now cached: with Redis stopped, the network still passes,
+     * at once, without a Redis round trip. */
+    {
+        long pid = rsrv_pid(&rs);
+        double t0;
+
+        kill((pid_t)pid, SIGSTOP);
+        t0 = mono();
+        grey_triplet_key(net, "s@example.com", "e@example.org", key);
+        r = check(rg, key, net, now + 30 * S, &p);
+        kill((pid_t)pid, SIGCONT);
+        is_int(r.verdict, GREY_PASS_AWL, "awl cache: listed network passes with Redis stopped");
+        ok(mono() - t0 < 0.5, "awl cache: ... without waiting for Redis (%.3f s)", mono() - t0);
+        rgrey_get_stats(rg, &st);
+        is_int((int)st.pass_awl, 2, "awl cache: counted as an AWL pass");
+    }
+    /* A minute later it is asked again (Redis back). */
+    grey_triplet_key(net, "s@example.com", "f@example.org", key);
+    c0 = st.awl_cached;
+    r = check(rg, key, net, now + 62 * S, &p);
+    is_int(r.verdict, GREY_PASS_AWL, "awl cache: still listed after a minute (from Redis)");
+    rgrey_get_stats(rg, &st);
+    is_int((int)(st.awl_cached - c0), 0, "awl cache: ... which was asked");
+    /* Another awl_count: the cached answer is not used. */
+    p.awl_count = 5;
+    grey_triplet_key(net, "s@example.com", "g@example.org", key);
+    r = check(rg, key, net, now + 63 * S, &p);
+    is_int(r.verdict, GREY_DEFER, "awl cache: awl_count 5 -> not listed (1 pass), asked Redis");
+    rgrey_free(&rg);
+}
+
 /* Two daemons (two MX) on one Redis: a retry through the other passes. */
 static void t_two(void)
 {
@@ -567,6 +645,7 @@ int main(void)
     t_mirror("t2b", 2, 54321);
     t_realtime();
     t_awl();
+    t_awl_cache();
     t_two();
     t_misc();
     t_down();
