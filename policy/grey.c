@@ -273,7 +273,33 @@ int grey_client_net(const char *addr, unsigned v4prefix, unsigned v6prefix, char
     if (fam == 0)
         return -1;
     mask_bits(a, pfx, (unsigned)fam);
-    if (inet_ntop(fam == 4 ? AF_INET : AF_INET6, a, txt, sizeof(txt)) == NULL)
+    if (fam == 4) {
+        /* The common case, by hand: inet_ntop + snprintf were 3% of a
+         * greylisting daemon's instructions. */
+        char *p = txt;
+        for (int i = 0; i < 4; i++) {
+            unsigned v = a[i];
+            if (v >= 100)
+                *p++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *p++ = (char)('0' + v / 10 % 10);
+            *p++ = (char)('0' + v % 10);
+            *p++ = i < 3 ? '.' : '/';
+        }
+        if (pfx >= 10)
+            *p++ = (char)('0' + pfx / 10);
+        *p++ = (char)('0' + pfx % 10);
+        l = (int)(p - txt);
+        if ((size_t)l >= sz) {
+            if (sz > 0)
+                out[0] = '\0';
+            return -1;
+        }
+        memcpy(out, txt, (size_t)l);
+        out[l] = '\0';
+        return l;
+    }
+    if (inet_ntop(AF_INET6, a, txt, sizeof(txt)) == NULL)
         return -1;
     l = snprintf(out, sz, "%s/%u", txt, pfx);
     if (l < 0 || (size_t)l >= sz) {

@@ -80,6 +80,10 @@ static void test_net(void)
         {"192.0.2.77", 24, 64, "192.0.2.0/24"},
         {"192.0.2.77", 32, 64, "192.0.2.77/32"},
         {"192.0.2.77", 16, 64, "192.0.0.0/16"},
+        /* every octet width and a one-digit prefix (IPv4 is formatted by hand) */
+        {"255.10.9.200", 32, 64, "255.10.9.200/32"},
+        {"203.0.113.9", 8, 64, "203.0.0.0/8"},
+        {"10.1.2.3", 0, 64, "0.0.0.0/0"},
         {"::ffff:192.0.2.77", 24, 64, "192.0.2.0/24"},
         {"2001:db8:1:2:3:4:5:6", 24, 64, "2001:db8:1:2::/64"},
         {"2001:DB8:1:2::99", 24, 64, "2001:db8:1:2::/64"},
@@ -95,6 +99,16 @@ static void test_net(void)
         int n = grey_client_net(t[i].addr, t[i].v4, t[i].v6, out, sizeof(out));
         is_str(out, t[i].want, "net %s /%u /%u", t[i].addr, t[i].v4, t[i].v6);
         ok((n < 0) == (t[i].want[0] == '\0'), "net %s: return %d", t[i].addr, n);
+        if (n >= 0)
+            is_int(n, (int)strlen(t[i].want), "net %s: returns the length", t[i].addr);
+    }
+    /* too small an output: -1 and an empty string, never a cut network */
+    {
+        char small[16];
+        int n = grey_client_net("192.0.2.77", 24, 64, small, 12);
+        ok(n == -1 && small[0] == '\0', "net into 12 bytes (needs 13): refused");
+        n = grey_client_net("192.0.2.77", 24, 64, small, 13);
+        ok(n == 12 && strcmp(small, "192.0.2.0/24") == 0, "net into 13 bytes: fits");
     }
 }
 
