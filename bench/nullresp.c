@@ -72,6 +72,20 @@ static void nr_close(int ep, struct nr_conn *c)
         free(c);
 }
 
+/* nr_recv: bytes read (> 0), 0 when nothing is there now, -1 at EOF or on
+ * an error. */
+static ssize_t nr_recv(int fd, char *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        return n > 0 ? n : -1;
+    }
+}
+
 /* nr_resp_len: length of the complete RESP value at p (n bytes), 0 if it is
  * not all there yet, -1 if malformed. Arrays of simple values only. */
 static long nr_resp_len(const char *p, size_t n)
@@ -127,13 +141,9 @@ static int nr_redis_read(int ep)
     static const char reply[] = "action=DEFER_IF_PERMIT 4.7.1 Greylisted\n\n";
 
     for (;;) {
-        ssize_t n = recv(R.fd, R.in + R.inlen, sizeof R.in - R.inlen, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
+        ssize_t n = nr_recv(R.fd, R.in + R.inlen, sizeof R.in - R.inlen);
         if (n <= 0)
-            return -1;
+            return (int)n;
         R.inlen += (size_t)n;
         size_t off = 0;
         long l;
@@ -188,13 +198,9 @@ static int nr_serve(struct nr_conn *c)
     static const char reply[] = "action=DUNNO\n\n";
     char buf[NR_BUF];
     for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
+        ssize_t n = nr_recv(c->fd, buf, sizeof buf);
         if (n <= 0)
-            return -1;
+            return (int)n;
         unsigned replies = 0;
         for (ssize_t i = 0; i < n; i++) {
             if (buf[i] == '\n' && c->last == '\n') {
