@@ -79,6 +79,11 @@ struct vd_eval {
     struct dmarc_disp_out d;
     char reasons[128];
     struct rgrey_req *greq;
+    /* Requests waiting for the decision; the first started it. Here rather
+     * than in struct vd_msg: only a message being evaluated has any, and
+     * every remembered message would otherwise carry the array. */
+    struct srv_conn *waiters[VD_MAX_WAITERS];
+    size_t nwaiters;
 };
 
 /* What a message gets when there is no discovery to run (DMARC off, no usable
@@ -90,10 +95,8 @@ static const struct dmarc_disc_result vd_disc_timeout = {.status = DMARC_DISC_TE
 struct vd_msg {
     struct vd *vd;
     enum vd_msg_state state;
-    char *instance;                           /* owned copy (key of the table entry) */
-    struct vd_eval *ev;                       /* PENDING only */
-    struct srv_conn *waiters[VD_MAX_WAITERS]; /* first = the request that started it */
-    size_t nwaiters;
+    char *instance;                /* owned copy (key of the table entry) */
+    struct vd_eval *ev;            /* PENDING only (it holds the requests waiting) */
     char *repeat;                  /* DONE: answer every request with this (reject, defer) */
     char *first;                   /* DONE: the first reply when it is not a header (HOLD...) */
     char *headers[VD_MAX_HEADERS]; /* DONE: headers still to send, in order */
@@ -203,10 +206,10 @@ static void vd_msg_free(void *p)
         return;
     /* Evicted while an evaluation runs: answer the waiters with Postfix's own
      * default rather than leaving smtpd waiting for its policy timeout. */
-    if (m->state == VD_PENDING) {
-        for (size_t i = 0; i < m->nwaiters; i++)
-            vd_reply(m->vd, m->waiters[i], "DUNNO");
-        m->nwaiters = 0;
+    if (m->state == VD_PENDING && m->ev != NULL) {
+        for (size_t i = 0; i < m->ev->nwaiters; i++)
+            vd_reply(m->vd, m->ev->waiters[i], "DUNNO");
+        m->ev->nwaiters = 0;
     }
     vd_eval_free(&m->ev);
     if (m->greq) {
@@ -973,12 +976,12 @@ static void vd_finish(struct vd_msg *m, int grey, unsigned wait_s)
         vd_log_decision(m, ev, ev->use_dmarc ? &ev->d : NULL, ev->reasons,
                         grey >= 0 ? grey_verdict_name((enum grey_verdict)grey) : NULL, action);
     /* The first waiter is the request that started the evaluation. */
-    for (size_t i = 0; i < m->nwaiters; i++) {
+    for (size_t i = 0; i < m->ev->nwaiters; i++) {
         if (i > 0 && grey != GREY_DEFER)
             vd_next_action(m, "RCPT", action, sizeof(action));
-        vd_reply(v, m->waiters[i], action);
+        vd_reply(v, m->ev->waiters[i], action);
     }
-    m->nwaiters = 0;
+    m->ev->nwaiters = 0;
     vd_eval_free(&m->ev);
 }
 
@@ -1202,9 +1205,9 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
     m = inst_get(v->msgs, instance, now);
     if (m != NULL) {
         v->st.reused++;
-        if (m->state == VD_PENDING) {
-            if (m->nwaiters < VD_MAX_WAITERS) {
-                m->waiters[m->nwaiters++] = c;
+        if (m->state == VD_PENDING && m->ev != NULL) {
+            if (m->ev->nwaiters < VD_MAX_WAITERS) {
+                m->ev->waiters[m->ev->nwaiters++] = c;
                 pp_request_free(&req);
                 return;
             }
@@ -1283,10 +1286,10 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
     }
 
     m->state = VD_PENDING;
-    m->waiters[m->nwaiters++] = c;
+    m->ev->waiters[m->ev->nwaiters++] = c;
     pp_request_free(&req);
     if (inst_put(v->msgs, m->instance, m, now) < 0) {
-        m->nwaiters = 0;
+        m->ev->nwaiters = 0;
         vd_msg_free(m);
         vd_reply(v, c, "DUNNO");
         return;
@@ -1299,7 +1302,8 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         /* The table frees m (and its key copy) while deleting: use our own. */
         snprintf(key, sizeof(key), "%s", m->instance);
         log_msg(LOG_L_ERROR, "cannot start the evaluation of message %s", key);
-        m->nwaiters = 0;
+        if (m->ev != NULL)
+            m->ev->nwaiters = 0;
         m->state = VD_SKIPPED;
         vd_reply(v, c, "DUNNO");
         inst_del(v->msgs, key);
