@@ -399,6 +399,12 @@ if [[ " $SCENARIOS " == *" 5 "* ]]; then
     PSS_IDLE=$(main_pss_kb "$DPID")
     note "S5 10000 idle + 50 busy at $R5/s (fresh daemon each): idle connections open $r_idle_open, still open at the end $r_idle_alive; p99 ${P_BASE} us without, ${r_p99_us} us with"
     note "S5 memory: 50 busy alone: daemon VmHWM $((RSS_BASE / 1024)) MB, Pss $((PSS_BASE / 1024)) MB; 10000 idle + 50 busy: daemon VmHWM $((RSS_WARM / 1024)) MB after warm-up -> $((RSS_IDLE / 1024)) MB, Pss $((PSS_IDLE / 1024)) MB at the end, tree Pss peak $((PEAK_KB / 1024)) MB (target daemon RSS <= 50 MB: $(verdict $((RSS_IDLE / 1024)) '<=' 50))"
+    # The same pair on the null responder: what 10,000 idle connections cost
+    # the machine itself (kernel, load generator), whatever the server.
+    NOSAMPLE=1 measure "5:busy50" null "$NPID" "$NPORT" -c 50 -d "$DUR" -r "$R5" "${I5[@]}"
+    P_NBASE=$r_p99_us
+    NOSAMPLE=1 measure "5:busy50+idle10k" null "$NPID" "$NPORT" -c 50 --idle 10000 -d "$DUR" -r "$R5" "${I5[@]}"
+    note "S5 the null responder, same pair: p99 ${P_NBASE} us without, ${r_p99_us} us with"
 fi
 daemon_stop
 note "S6 reporter: measured separately by bench/report.sh (1M rows over 10k domains)"
