@@ -330,6 +330,10 @@ static int vd_apply(struct vd *v, const struct pd_config *cfg, char *err, size_t
     v->cfg = cfg;
     if (v->msgs)
         inst_set_limits(v->msgs, cfg->instance_table_size, cfg->instance_timeout_ms);
+    /* A reload starts the discovery cache afresh: the PSL file, the mode or
+     * the method may have changed, and SIGHUP is when an administrator
+     * expects that to take effect. */
+    dmarcq_cache_set_ttl(v->dcache, 0);
     dmarcq_cache_set_ttl(v->dcache, cfg->verdict_cache_ttl_ms);
     return 0;
 }

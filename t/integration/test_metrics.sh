@@ -239,6 +239,13 @@ sleep 0.5
 http GET /metrics
 t_is "$H_STATUS" "200" "metrics still served after SIGHUP"
 t_is "$(metric 'policyd_dmarc_requests_total{protocol_state="RCPT"}')" "6" "counters survive SIGHUP"
+# A reload empties the DMARC discovery cache (the PSL, mode or method may
+# have changed): the same policy domain is discovered again.
+r=$(d_ask a instance=m6 sender=dave@spf-pass.example helo_name=mail.spf-pass.example)
+t_like "$r" "Received-SPF: pass" "after SIGHUP: SPF pass"
+http GET /metrics
+t_is "$(metric policyd_dmarc_dmarc_discovery_cache_hits_total)" "2" "after SIGHUP: discovery not taken from the emptied cache"
+t_is "$(metric policyd_dmarc_messages_evaluated_total)" "5" "after SIGHUP: the message was evaluated"
 d_stop a
 t_is "$D_RC" "0" "daemon exits 0 on SIGTERM"
 t_ok "metrics port closed after exit" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$MPORT) 2>/dev/null"
