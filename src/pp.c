@@ -22,6 +22,7 @@
 #define PP_KEEP_BUF 4096
 #define PP_INIT_BUF 1024
 _Static_assert(PP_MAX_ATTRS < 255, "pp_parser.seen holds attribute index + 1 in a byte");
+_Static_assert(PP_MAX_REQUEST <= 65536, "pp_parser offsets are 16-bit");
 
 struct pp_parser {
     char *buf;         /* bytes of the request in progress, NUL-separated */
@@ -29,9 +30,11 @@ struct pp_parser {
     size_t line_start; /* offset of the current line in buf */
     size_t total;      /* raw bytes of the request so far (PP_MAX_REQUEST) */
     size_t nattrs;     /* complete attribute lines so far */
-    size_t name_off[PP_MAX_ATTRS];
+    /* Offsets into buf, which never exceeds PP_MAX_REQUEST (64 KiB): 16 bits
+     * keep the parser at ~1.4 KB, allocated again for every request. */
+    uint16_t name_off[PP_MAX_ATTRS];
     uint32_t name_hash[PP_MAX_ATTRS];
-    size_t value_off[PP_MAX_ATTRS];
+    uint16_t value_off[PP_MAX_ATTRS];
     /* Names seen, by hash (open addressing, index + 1, 0 = free): the
      * duplicate check in O(1) per line. At most half full. */
     uint8_t seen[2 * PP_MAX_ATTRS];
@@ -41,7 +44,19 @@ struct pp_parser {
 
 struct pp_parser *pp_parser_new(void)
 {
-    return calloc(1, sizeof(struct pp_parser));
+    /* Not calloc: the offset and hash arrays are written before they are
+     * read (entries below nattrs), so only the header and the hash table of
+     * names seen need zeroing. */
+    struct pp_parser *p = malloc(sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->buf = NULL;
+    p->len = p->cap = p->line_start = p->total = p->nattrs = 0;
+    p->failed = 0;
+    p->err[0] = '\0';
+    memset(p->seen, 0, sizeof(p->seen));
+    return p;
 }
 
 void pp_parser_free(struct pp_parser **pp)
@@ -82,14 +97,26 @@ static void pp_reset(struct pp_parser *p)
     }
 }
 
-/* pp_name_hash: FNV-1a of an attribute name (the duplicate check and pp_get). */
+/* pp_name_hash: a hash of an attribute name (the duplicate check and pp_get):
+ * FNV-1a's multiply-xor over 8-byte words, then the tail byte by byte, then a
+ * final mix. A byte at a time was 7% of a cached decision's instructions. */
 uint32_t pp_name_hash(const char *name, size_t n)
 {
-    uint32_t h = 2166136261u;
+    uint64_t h = 14695981039346656037u, w;
+    size_t i = 0;
 
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)name[i]) * 16777619u;
-    return h;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, name + i, 8);
+        h = (h ^ w) * 1099511628211u;
+    }
+    for (; i < n; i++)
+        h = (h ^ (unsigned char)name[i]) * 1099511628211u;
+    /* a multiply only carries differences upwards: mix the high bits down
+     * (the table of names seen indexes by the low bits) */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    return (uint32_t)h;
 }
 
 /* pp_grow: double the buffer (len never reaches PP_MAX_REQUEST: the request
@@ -151,8 +178,8 @@ static enum pp_status pp_end_line(struct pp_parser *p, size_t content)
     }
     p->seen[slot] = (uint8_t)(p->nattrs + 1);
     p->name_hash[p->nattrs] = h;
-    p->name_off[p->nattrs] = p->line_start;
-    p->value_off[p->nattrs] = (size_t)(eq + 1 - p->buf);
+    p->name_off[p->nattrs] = (uint16_t)p->line_start;
+    p->value_off[p->nattrs] = (uint16_t)(eq + 1 - p->buf);
     p->nattrs++;
     p->line_start = p->len;
     return PP_NEED_MORE;

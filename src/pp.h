@@ -32,7 +32,7 @@ struct pp_request {
     uint32_t hash[PP_MAX_ATTRS]; /* pp_name_hash() of each name: lookups compare these first */
 };
 
-/* pp_name_hash: the hash pp_get() compares (FNV-1a over n bytes). */
+/* pp_name_hash: the hash pp_get() compares (over n bytes; see pp.c). */
 uint32_t pp_name_hash(const char *name, size_t n);
 
 /* pp_get: value of attribute name, or "" when absent (never NULL). */
