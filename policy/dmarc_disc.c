@@ -61,6 +61,13 @@ static int normalise(const char *name, char *out, size_t outlen, int *nlabels)
     return 0;
 }
 
+int dmarc_disc_normalise(const char *name, char *out, size_t outlen)
+{
+    int nlabels;
+
+    return name == NULL ? -1 : normalise(name, out, outlen, &nlabels);
+}
+
 /* suffix: the last k labels of name (k >= 1, k <= labels of name). */
 static const char *suffix(const char *name, int nlabels, int k)
 {

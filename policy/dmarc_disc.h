@@ -126,6 +126,11 @@ struct dmarc_disc {
     struct dmarc_disc_cand prev;    /* the one before it (the org domain's, when last is psd=y) */
 };
 
+/* dmarc_disc_normalise: name as discovery keys it (lower case, no trailing
+ * dot) into out; 0, or -1 when it is not a usable domain name or does not
+ * fit in outlen. */
+int dmarc_disc_normalise(const char *name, char *out, size_t outlen);
+
 /* dmarc_disc_start: begin discovery for policy_domain (a trailing dot is
  * dropped, case folded). A name that is not a usable domain ends at once with
  * NONE (note says why). org_fn is required for DMARC_DISC_PSL (NULL there:

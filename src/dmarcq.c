@@ -3,7 +3,6 @@
 #include "dmarcq.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +20,7 @@ struct dmarcq_cache {
 struct dmarcq {
     struct dns_resolver *r;
     struct dmarcq_cache *cache;
+    struct dmarcq_res *out; /* allocated at start, so finishing cannot fail */
     /* Cacheability: the shortest TTL seen (seconds), and whether every
      * answer was conclusive (no SERVFAIL, timeout, allocation failure). */
     uint32_t min_ttl;
@@ -115,26 +115,15 @@ size_t dmarcq_cache_count(const struct dmarcq_cache *c)
     return c ? inst_count(c->t) : 0;
 }
 
-/* cache_key: "<method><mode>:<domain>", the domain folded to lower case and
- * without a trailing dot, as dmarc_disc normalises it. -1 if too long. */
+/* cache_key: "<method><mode>:<domain>", the domain as dmarc_disc normalises
+ * it. -1 when it is not a usable domain name. */
 static int cache_key(char *key, size_t sz, const char *domain, enum dmarc_disc_method method,
                      enum dmarc_mode mode)
 {
-    size_t n = strlen(domain), i;
-
-    if (n > 0 && domain[n - 1] == '.')
-        n--;
-    if (n == 0 || n + 4 > sz)
-        return -1;
     key[0] = (char)('0' + (int)method);
     key[1] = (char)('0' + (int)mode);
     key[2] = ':';
-    for (i = 0; i < n; i++) {
-        char ch = domain[i];
-        key[3 + i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-    }
-    key[3 + n] = '\0';
-    return 0;
+    return dmarc_disc_normalise(domain, key + 3, sz - 3);
 }
 
 struct dmarcq_res *dmarcq_cached(struct dmarcq_cache *c, const char *policy_domain,
@@ -191,6 +180,7 @@ static void free_q(struct dmarcq *q)
     dns_cancel(&q->txtq);
     for (int i = 0; i < NEXIST; i++)
         dns_cancel(&q->eq[i]);
+    dmarcq_res_unref(&q->out);
     free(q);
 }
 
@@ -235,23 +225,11 @@ static void maybe_finish(struct dmarcq *q)
         ex = DMARC_EXIST_YES; /* existence cannot matter: do not report guesses */
     for (int i = 0; i < NEXIST; i++)
         dns_cancel(&q->eq[i]);
-    out = malloc(sizeof(*out));
-    if (out == NULL) {
-        /* Out of memory: a temporary error, as for a failed lookup. */
-        static struct dmarcq_res oom;
-
-        oom.refs = 1 << 30; /* static: never freed */
-        oom.res.status = DMARC_DISC_TEMPERROR;
-        snprintf(oom.res.tempfail_name, sizeof(oom.res.tempfail_name), "out of memory");
-        oom.exists = DMARC_EXIST_UNKNOWN;
-        out = dmarcq_res_ref(&oom);
-    } else {
-        out->refs = 1;
-        out->res = *res;
-        out->exists = ex;
-        out->expires_ms = 0;
-        cache_put(q, out);
-    }
+    out = q->out;
+    q->out = NULL; /* the callback's reference */
+    out->res = *res;
+    out->exists = ex;
+    cache_put(q, out);
     q->cb(out, q->arg);
     free_q(q);
 }
@@ -357,10 +335,12 @@ struct dmarcq *dmarcq_start(struct dns_resolver *r, struct dmarcq_cache *cache,
     const char *name;
     uint16_t type;
 
-    if (q == NULL) {
+    if (q == NULL || (q->out = calloc(1, sizeof(*q->out))) == NULL) {
+        free(q);
         errno = ENOMEM;
         return NULL;
     }
+    q->out->refs = 1;
     q->r = r;
     q->cache = cache;
     q->min_ttl = UINT32_MAX;
@@ -368,13 +348,13 @@ struct dmarcq *dmarcq_start(struct dns_resolver *r, struct dmarcq_cache *cache,
     q->arg = arg;
     dmarc_disc_start(&q->disc, policy_domain, method, mode, org_fn, org_ctx);
     if (!dmarc_disc_next(&q->disc, &name, &type)) {
-        free(q);
+        free_q(q);
         errno = EINVAL;
         return NULL;
     }
     q->txtq = dns_lookup(r, name, type, on_txt, q);
     if (q->txtq == NULL) {
-        free(q);
+        free_q(q);
         errno = ENOMEM;
         return NULL;
     }

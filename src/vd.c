@@ -86,8 +86,8 @@ struct vd_eval {
     size_t nwaiters;
 };
 
-/* What a message gets when there is no discovery to run (DMARC off, no usable
- * policy domain) or when it overran evaluation_timeout. */
+/* What a message gets when there is no discovery to run (vd_no_dmarc) or
+ * when it overran evaluation_timeout. */
 static const struct dmarc_disc_result vd_disc_none = {.status = DMARC_DISC_NONE};
 static const struct dmarc_disc_result vd_disc_timeout = {.status = DMARC_DISC_TEMPERROR,
                                                          .tempfail_name = "evaluation timeout"};
@@ -1106,6 +1106,15 @@ static void vd_reply_dunno(struct vd *v, struct srv_conn *c, struct pp_request *
     vd_reply(v, c, "DUNNO");
 }
 
+/* vd_no_dmarc: there is no discovery to run (DMARC off, no usable policy
+ * domain): the message has no policy. */
+static void vd_no_dmarc(struct vd_eval *ev)
+{
+    ev->disc = &vd_disc_none;
+    ev->exists = DMARC_EXIST_UNKNOWN;
+    ev->dmarc_done = 1;
+}
+
 /* vd_start: begin evaluating a new message. What the caches already know is
  * taken at once; when they know everything (the common case for busy
  * senders), the message is decided before this returns, with no timer, no
@@ -1126,10 +1135,7 @@ static int vd_start(struct vd *v, struct vd_msg *m)
     if (spfw_cached(v->pool, ev->client, ev->helo, ev->sender, &ev->sv))
         ev->spf_done = 1;
     if (!cfg->dmarc || ev->policy_domain[0] == '\0') {
-        /* No usable policy domain, or DMARC off: nothing to discover. */
-        ev->disc = &vd_disc_none;
-        ev->exists = DMARC_EXIST_UNKNOWN;
-        ev->dmarc_done = 1;
+        vd_no_dmarc(ev);
     } else if ((ev->dres = dmarcq_cached(v->dcache, ev->policy_domain, method, mode)) != NULL) {
         ev->disc = &ev->dres->res;
         ev->exists = ev->dres->exists;
@@ -1154,10 +1160,7 @@ static int vd_start(struct vd *v, struct vd_msg *m)
         if (ev->dq == NULL) {
             if (errno == ENOMEM)
                 return -1;
-            /* Not a usable domain name after all: no policy. */
-            ev->disc = &vd_disc_none;
-            ev->exists = DMARC_EXIST_UNKNOWN;
-            ev->dmarc_done = 1;
+            vd_no_dmarc(ev); /* not a usable domain name after all */
             vd_maybe_decide(m);
         }
     }
