@@ -16,7 +16,9 @@
  *
  * Memory: the evaluation context (SPF verdict, discovery result: several KiB)
  * exists only while PENDING; a decided message keeps its repeat action and
- * the headers not yet sent, allocated to their length. */
+ * the headers not yet sent, allocated to their length. A message whose first
+ * RCPT was greylisted keeps neither: only the greylisting context, and it is
+ * evaluated again if a later RCPT is accepted (vd_grey_accept). */
 #include "vd.h"
 
 #include <errno.h>
@@ -79,6 +81,9 @@ struct vd_eval {
     struct dmarc_disp_out d;
     char reasons[128];
     struct rgrey_req *greq;
+    /* A re-evaluation after a later RCPT of a greylisted message passed
+     * (vd_grey_accept): no greylisting, and the metrics were counted once. */
+    int again;
     /* Requests waiting for the decision; the first started it. Here rather
      * than in struct vd_msg: only a message being evaluated has any, and
      * every remembered message would otherwise carry the array. */
@@ -101,14 +106,16 @@ struct vd_msg {
     char *first;                   /* DONE: the first reply when it is not a header (HOLD...) */
     char *headers[VD_MAX_HEADERS]; /* DONE: headers still to send, in order */
     size_t nheaders, next_header;
-    char *count;         /* DONE: the row to count later (end-of-message, or greylisting), packed
-                          * by vd_count_pack: ~0.3 KB instead of the 2.8 KB struct vd_count, which
-                          * every remembered message would otherwise hold */
-    int count_at_accept; /* count it at the first accepted RCPT (greylisting active) */
+    char *count; /* DONE: the row to count at END-OF-MESSAGE, packed by vd_count_pack:
+                  * ~0.3 KB instead of the 2.8 KB struct vd_count, which every remembered
+                  * message would otherwise hold */
     /* Greylisting: while active, each RCPT is checked as its own triplet
-     * until one passes; then the message is accepted for the rest. */
+     * until one passes; then the message is evaluated again for that RCPT
+     * (vd_grey_accept) and accepted for the rest. A deferred message keeps
+     * no headers and no row: most never come back under the same instance,
+     * and building them was a third of the work per greylisted message. */
     int grey_active;
-    char *grey_client, *grey_sender;
+    char *grey_ctx;             /* "client\0sender\0helo\0client_name\0", for the next RCPTs */
     struct rgrey_req *greq;     /* a later RCPT's check in flight */
     struct srv_conn *grey_conn; /* ... and the request waiting for it */
     char *grey_rcpt;            /* ... for that recipient (owned) */
@@ -216,8 +223,7 @@ static void vd_msg_free(void *p)
         rgrey_cancel(&m->greq);
         vd_reply(m->vd, m->grey_conn, "DUNNO");
     }
-    free(m->grey_client);
-    free(m->grey_sender);
+    free(m->grey_ctx);
     free(m->grey_rcpt);
     for (size_t i = 0; i < m->nheaders; i++)
         free(m->headers[i]);
@@ -697,6 +703,7 @@ static void vd_count_packed(struct vd *v, const char *s)
 
 static void vd_finish(struct vd_msg *m, int grey, unsigned wait_s);
 static void vd_grey_first_cb(void *arg, const struct rgrey_result *r);
+static int vd_start(struct vd *v, struct vd_msg *m);
 
 /* vd_unix_ms: wall-clock milliseconds: greylist times are shared between MX
  * hosts (run NTP). */
@@ -755,6 +762,35 @@ static void vd_observe_latency(struct vd_stats *st, uint64_t ms)
     st->latency_sum_s += (double)ms / 1000.0;
 }
 
+/* vd_ctx_make: the greylisting context a deferred message keeps for its next
+ * RCPTs, in one allocation. NULL on ENOMEM. */
+static char *vd_ctx_make(const struct vd_eval *ev)
+{
+    const char *f[4] = {ev->client, ev->sender, ev->helo, ev->client_name};
+    size_t len[4], total = 0;
+    char *ctx, *p;
+
+    for (int i = 0; i < 4; i++)
+        total += (len[i] = strlen(f[i])) + 1;
+    if ((ctx = p = malloc(total)) == NULL)
+        return NULL;
+    for (int i = 0; i < 4; i++) {
+        memcpy(p, f[i], len[i] + 1);
+        p += len[i] + 1;
+    }
+    return ctx;
+}
+
+/* vd_ctx_field: field i (0 client, 1 sender, 2 helo, 3 client_name). */
+static const char *vd_ctx_field(const char *ctx, int i)
+{
+    while (i-- > 0)
+        ctx += strlen(ctx) + 1;
+    return ctx;
+}
+
+/* vd_decide: SPF and DMARC are known: the disposition, then greylisting (which
+ * may answer later), then vd_finish. */
 static void vd_decide(struct vd_msg *m)
 {
     struct vd *v = m->vd;
@@ -763,43 +799,22 @@ static void vd_decide(struct vd_msg *m)
     struct dmarc_disp_cfg dc;
     struct dmarc_disp_in in;
     struct dmarc_disp_out d;
-    struct hdr_spf h;
-    struct hdr_dmarc hd;
-    char spf_hdr[2][HDR_MAX + 1], dmarc_hdr[HDR_MAX + 1], reasons[128];
     char action[PP_MAX_ACTION + 16];
-    int nspf = 0, use_dmarc = cfg->dmarc && ev->policy_domain[0];
-    int dmarc_first = 0, grey;
+    int use_dmarc = cfg->dmarc && ev->policy_domain[0];
 
     /* Decided: the deadline must not fire again (e.g. during greylisting,
      * which has its own timeout). */
     if (ev->deadline)
         event_del(ev->deadline);
-    if ((unsigned)ev->sv.mfrom < sizeof(v->st.spf) / sizeof(v->st.spf[0]))
-        v->st.spf[ev->sv.mfrom]++;
-    vd_observe_latency(&v->st, vd_now_ms() - ev->started_ms);
-
-    /* SPF headers. */
-    memset(&h, 0, sizeof(h));
-    h.result = ev->sv.mfrom;
-    h.identity_helo = ev->sender[0] == '\0';
-    h.client_ip = ev->client;
-    h.helo = ev->helo;
-    h.envelope_from = ev->sender;
-    h.domain = ev->sv.mfrom_domain;
-    h.receiver = cfg->hostname;
-    h.problem = ev->sv.problem;
-    h.authserv_id = cfg->authserv_id;
-    if (cfg->spf_headers == CFG_HDR_RECEIVED_SPF || cfg->spf_headers == CFG_HDR_BOTH)
-        if (hdr_received_spf(spf_hdr[nspf], sizeof(spf_hdr[0]), &h) > 0)
-            nspf++;
-    if (cfg->spf_headers == CFG_HDR_AUTH_RESULTS || cfg->spf_headers == CFG_HDR_BOTH)
-        if (hdr_auth_results(spf_hdr[nspf], sizeof(spf_hdr[0]), &h) > 0)
-            nspf++;
+    if (!ev->again) {
+        if ((unsigned)ev->sv.mfrom < sizeof(v->st.spf) / sizeof(v->st.spf[0]))
+            v->st.spf[ev->sv.mfrom]++;
+        vd_observe_latency(&v->st, vd_now_ms() - ev->started_ms);
+    }
 
     /* The disposition. */
     memset(&d, 0, sizeof(d));
-    reasons[0] = '\0';
-    dmarc_hdr[0] = '\0';
+    ev->reasons[0] = '\0';
     if (use_dmarc) {
         vd_disp_cfg(cfg, &dc);
         memset(&in, 0, sizeof(in));
@@ -820,96 +835,37 @@ static void vd_decide(struct vd_msg *m)
             d.disposition = (enum dmarc_disp)cfg->max_disposition;
             d.reasons |= DMARC_REASON_LOCAL_POLICY;
         }
-        vd_reasons(d.reasons, reasons, sizeof(reasons));
-        v->st.dispositions[d.disposition]++;
-        if ((unsigned)d.result < 4)
-            v->st.dmarc_results[d.result]++;
-
-        memset(&hd, 0, sizeof(hd));
-        hd.result = dmarc_result_name(d.result);
-        hd.receiver = cfg->hostname;
-        hd.policy_domain = ev->policy_domain;
-        hd.record_domain = ev->disc->status == DMARC_DISC_FOUND ? ev->disc->record_domain : "";
-        hd.policy = ev->disc->status == DMARC_DISC_FOUND ? dmarc_policy_name(d.policy) : "";
-        hd.tag = dmarc_tag_name(d.tag);
-        hd.spf = spf_res_name(ev->sv.mfrom);
-        hd.disposition = dmarc_disp_name(d.disposition);
-        hd.reasons = reasons;
-        if (hdr_envelope_dmarc(dmarc_hdr, sizeof(dmarc_hdr), &hd) < 0)
-            dmarc_hdr[0] = '\0';
-    }
-
-    /* The action: a refusal is repeated for every request of the message;
-     * otherwise the headers go out one per request. */
-    if (use_dmarc && d.disposition == DMARC_DISP_REJECT) {
-        m->repeat = vd_reject_action(cfg, ev, &d);
-    } else if (use_dmarc && d.disposition == DMARC_DISP_QUARANTINE) {
-        const char *qa = cfg->quarantine_action;
-
-        if (strcmp(qa, "reject") == 0) {
-            m->repeat = vd_reject_action(cfg, ev, &d);
-        } else if (strcmp(qa, "hold") == 0) {
-            snprintf(action, sizeof(action), "HOLD envelope DMARC quarantine (%s)",
-                     ev->policy_domain);
-            m->first = strdup(action);
-        } else if (strncmp(qa, "filter:", 7) == 0) {
-            snprintf(action, sizeof(action), "FILTER %s", qa + 7);
-            m->first = strdup(action);
-        } else {
-            dmarc_first = 1; /* prepend: the marking header must be the one sent */
+        vd_reasons(d.reasons, ev->reasons, sizeof(ev->reasons));
+        if (!ev->again) {
+            v->st.dispositions[d.disposition]++;
+            if ((unsigned)d.result < 4)
+                v->st.dmarc_results[d.result]++;
         }
-    } else if (use_dmarc && d.result == DMARC_RES_TEMPERROR &&
-               cfg->temperror_action == CFG_TEMPERROR_DEFER) {
+    }
+    ev->use_dmarc = use_dmarc;
+    ev->d = d;
+
+    /* A refusal is repeated for every request of the message. */
+    if (use_dmarc &&
+        (d.disposition == DMARC_DISP_REJECT || (d.disposition == DMARC_DISP_QUARANTINE &&
+                                                strcmp(cfg->quarantine_action, "reject") == 0))) {
+        m->repeat = vd_reject_action(cfg, ev, &d);
+    } else if (use_dmarc && d.disposition != DMARC_DISP_QUARANTINE &&
+               d.result == DMARC_RES_TEMPERROR && cfg->temperror_action == CFG_TEMPERROR_DEFER) {
         snprintf(action, sizeof(action),
                  "DEFER_IF_PERMIT 4.7.1 envelope DMARC: temporary DNS failure for %s, try again "
                  "later",
                  ev->policy_domain);
         m->repeat = strdup(action);
     }
-    grey = vd_grey_applies(v, m, ev, &d, use_dmarc);
 
-    /* One count per message, with the disposition actually applied: only
-     * messages with a DMARC record (someone may want the report), never a
-     * deferred attempt, never the reporter's own mail. A reject is counted
-     * now at either stage: the message will not reach END-OF-MESSAGE. */
-    if (v->rc && use_dmarc && ev->disc->status == DMARC_DISC_FOUND &&
-        !(m->repeat && strncmp(m->repeat, "DEFER", 5) == 0) &&
-        !(*cfg->report_email && strcasecmp(ev->sender, cfg->report_email) == 0)) {
-        struct vd_count c;
-        int rejected = m->repeat != NULL; /* deferrals were excluded above */
-
-        vd_make_count(ev, &d, &c);
-        if (rejected) /* quarantine_action = reject: what was applied is a reject */
-            snprintf(c.row.disposition, sizeof(c.row.disposition), "reject");
-        if (cfg->count_stage == CFG_COUNT_EOM && !rejected) {
-            m->count = vd_count_pack(&c);
-        } else if (grey) {
-            /* A greylisted attempt is not a message: count at the first
-             * accepted RCPT, if there is one. */
-            if ((m->count = vd_count_pack(&c)) != NULL)
-                m->count_at_accept = 1;
-        } else {
-            vd_count_now(v, &c);
-        }
-    }
-    if (dmarc_first)
-        vd_add_header(m, dmarc_hdr);
-    for (int i = 0; i < nspf; i++)
-        vd_add_header(m, spf_hdr[i]);
-    if (!dmarc_first && use_dmarc && cfg->dmarc_header)
-        vd_add_header(m, dmarc_hdr);
-    m->next_header = 0;
-    ev->use_dmarc = use_dmarc;
-    ev->d = d;
-    snprintf(ev->reasons, sizeof(ev->reasons), "%s", reasons);
-
-    /* Greylisting comes after a DMARC refusal and before acceptance. */
-    if (grey) {
+    /* Greylisting comes after a DMARC refusal and before acceptance: the
+     * headers and the row are made only once a RCPT is accepted (vd_finish). */
+    if (!ev->again && vd_grey_applies(v, m, ev, &d, use_dmarc)) {
         struct grey_triplet t;
 
         if (grey_triplet_make(&v->gp, ev->client, ev->sender, ev->rcpt, &t) == 0 &&
-            (m->grey_client = strdup(ev->client)) != NULL &&
-            (m->grey_sender = strdup(ev->sender)) != NULL &&
+            (m->grey_ctx = vd_ctx_make(ev)) != NULL &&
             (ev->greq = rgrey_check(v->rg, t.key, t.net, vd_unix_ms(), &v->gp, vd_grey_first_cb,
                                     m)) != NULL) {
             m->grey_active = 1;
@@ -921,22 +877,108 @@ static void vd_decide(struct vd_msg *m)
     vd_finish(m, -1, 0);
 }
 
-/* vd_accept: the message has an accepted RCPT: greylisting is over for it,
- * and a count kept back for that moment is taken. */
+/* vd_headers: the headers of an accepted message, and the first action of a
+ * quarantine that is not a refusal (HOLD, FILTER). */
+static void vd_headers(struct vd_msg *m)
+{
+    const struct pd_config *cfg = m->vd->cfg;
+    struct vd_eval *ev = m->ev;
+    const struct dmarc_disp_out *d = &ev->d;
+    struct hdr_spf h;
+    struct hdr_dmarc hd;
+    char spf_hdr[2][HDR_MAX + 1], dmarc_hdr[HDR_MAX + 1];
+    char action[PP_MAX_ACTION + 16];
+    int nspf = 0, dmarc_first = 0, use_dmarc = ev->use_dmarc;
+
+    memset(&h, 0, sizeof(h));
+    h.result = ev->sv.mfrom;
+    h.identity_helo = ev->sender[0] == '\0';
+    h.client_ip = ev->client;
+    h.helo = ev->helo;
+    h.envelope_from = ev->sender;
+    h.domain = ev->sv.mfrom_domain;
+    h.receiver = cfg->hostname;
+    h.problem = ev->sv.problem;
+    h.authserv_id = cfg->authserv_id;
+    if (cfg->spf_headers == CFG_HDR_RECEIVED_SPF || cfg->spf_headers == CFG_HDR_BOTH)
+        if (hdr_received_spf(spf_hdr[nspf], sizeof(spf_hdr[0]), &h) > 0)
+            nspf++;
+    if (cfg->spf_headers == CFG_HDR_AUTH_RESULTS || cfg->spf_headers == CFG_HDR_BOTH)
+        if (hdr_auth_results(spf_hdr[nspf], sizeof(spf_hdr[0]), &h) > 0)
+            nspf++;
+
+    dmarc_hdr[0] = '\0';
+    if (use_dmarc) {
+        memset(&hd, 0, sizeof(hd));
+        hd.result = dmarc_result_name(d->result);
+        hd.receiver = cfg->hostname;
+        hd.policy_domain = ev->policy_domain;
+        hd.record_domain = ev->disc->status == DMARC_DISC_FOUND ? ev->disc->record_domain : "";
+        hd.policy = ev->disc->status == DMARC_DISC_FOUND ? dmarc_policy_name(d->policy) : "";
+        hd.tag = dmarc_tag_name(d->tag);
+        hd.spf = spf_res_name(ev->sv.mfrom);
+        hd.disposition = dmarc_disp_name(d->disposition);
+        hd.reasons = ev->reasons;
+        if (hdr_envelope_dmarc(dmarc_hdr, sizeof(dmarc_hdr), &hd) < 0)
+            dmarc_hdr[0] = '\0';
+    }
+
+    /* vd_decide made quarantine_action = reject a refusal. */
+    if (use_dmarc && d->disposition == DMARC_DISP_QUARANTINE) {
+        const char *qa = cfg->quarantine_action;
+
+        if (strcmp(qa, "hold") == 0) {
+            snprintf(action, sizeof(action), "HOLD envelope DMARC quarantine (%s)",
+                     ev->policy_domain);
+            m->first = strdup(action);
+        } else if (strncmp(qa, "filter:", 7) == 0) {
+            snprintf(action, sizeof(action), "FILTER %s", qa + 7);
+            m->first = strdup(action);
+        } else {
+            dmarc_first = 1; /* prepend: the marking header must be the one sent */
+        }
+    }
+    if (dmarc_first)
+        vd_add_header(m, dmarc_hdr);
+    for (int i = 0; i < nspf; i++)
+        vd_add_header(m, spf_hdr[i]);
+    if (!dmarc_first && use_dmarc && cfg->dmarc_header)
+        vd_add_header(m, dmarc_hdr);
+    m->next_header = 0;
+}
+
+/* vd_count_msg: one count per message, with the disposition actually
+ * applied: only messages with a DMARC record (someone may want the report),
+ * never a deferred attempt, never the reporter's own mail. A reject is
+ * counted now at either stage: the message will not reach END-OF-MESSAGE. */
+static void vd_count_msg(struct vd_msg *m)
+{
+    struct vd *v = m->vd;
+    const struct pd_config *cfg = v->cfg;
+    struct vd_eval *ev = m->ev;
+    struct vd_count c;
+    int rejected = m->repeat != NULL; /* deferrals are excluded below */
+
+    if (v->rc == NULL || !ev->use_dmarc || ev->disc->status != DMARC_DISC_FOUND ||
+        (m->repeat && strncmp(m->repeat, "DEFER", 5) == 0) ||
+        (*cfg->report_email && strcasecmp(ev->sender, cfg->report_email) == 0))
+        return;
+    vd_make_count(ev, &ev->d, &c);
+    if (rejected) /* quarantine_action = reject: what was applied is a reject */
+        snprintf(c.row.disposition, sizeof(c.row.disposition), "reject");
+    if (cfg->count_stage == CFG_COUNT_EOM && !rejected)
+        m->count = vd_count_pack(&c);
+    else
+        vd_count_now(v, &c);
+}
+
+/* vd_accept: the message has an accepted RCPT: greylisting is over for it. */
 static void vd_accept(struct vd_msg *m)
 {
     m->grey_active = 0;
-    free(m->grey_client);
-    free(m->grey_sender);
+    free(m->grey_ctx);
     free(m->grey_rcpt);
-    m->grey_client = m->grey_sender = m->grey_rcpt = NULL;
-    if (m->count && m->count_at_accept) {
-        if (m->vd->rc)
-            vd_count_packed(m->vd, m->count);
-        free(m->count);
-        m->count = NULL;
-        m->count_at_accept = 0;
-    }
+    m->grey_ctx = m->grey_rcpt = NULL;
 }
 
 static void vd_grey_stat(struct vd *v, int verdict)
@@ -973,7 +1015,10 @@ static void vd_finish(struct vd_msg *m, int grey, unsigned wait_s)
         grey_format_reply(v->cfg->greylist_action, v->cfg->greylist_text, wait_s, ev->rcpt, action,
                           sizeof(action));
     } else {
-        vd_accept(m); /* passed, not greylisted, or Redis away (fail open) */
+        vd_accept(m);          /* passed, not greylisted, or Redis away (fail open) */
+        if (m->repeat == NULL) /* a refusal is all a refused message gets */
+            vd_headers(m);
+        vd_count_msg(m);
         vd_next_action(m, "RCPT", action, sizeof(action));
     }
     if (log_enabled(LOG_L_INFO)) /* the line is built only when it is written */
@@ -997,27 +1042,60 @@ static void vd_grey_first_cb(void *arg, const struct rgrey_result *r)
     vd_finish(m, (int)r->verdict, r->wait_s);
 }
 
+/* vd_grey_accept: a later RCPT of a greylisted message is accepted (its
+ * triplet passed, its recipient is whitelisted, or the store failed open):
+ * the message is evaluated again for it, from the caches in the common case,
+ * and that RCPT gets the first header. */
+static void vd_grey_accept(struct vd *v, struct vd_msg *m, struct srv_conn *c, const char *rcpt)
+{
+    struct vd_eval *ev = calloc(1, sizeof(*ev));
+
+    if (ev == NULL) {
+        vd_accept(m);
+        vd_reply(v, c, "DUNNO");
+        return;
+    }
+    vd_copy(ev->client, sizeof(ev->client), vd_ctx_field(m->grey_ctx, 0));
+    vd_copy(ev->sender, sizeof(ev->sender), vd_ctx_field(m->grey_ctx, 1));
+    vd_copy(ev->helo, sizeof(ev->helo), vd_ctx_field(m->grey_ctx, 2));
+    vd_copy(ev->client_name, sizeof(ev->client_name), vd_ctx_field(m->grey_ctx, 3));
+    vd_copy(ev->rcpt, sizeof(ev->rcpt), rcpt);
+    vd_policy_domain(ev->sender, ev->helo, ev->policy_domain, sizeof(ev->policy_domain));
+    ev->again = 1;
+    vd_accept(m);
+    m->ev = ev;
+    m->state = VD_PENDING;
+    ev->waiters[ev->nwaiters++] = c;
+    if (vd_start(v, m) < 0) {
+        log_msg(LOG_L_ERROR, "cannot evaluate message %s again", m->instance);
+        ev->nwaiters = 0;
+        vd_eval_free(&m->ev);
+        m->state = VD_DONE;
+        vd_reply(v, c, "DUNNO");
+    }
+}
+
 /* vd_grey_rcpt_cb: the answer for a later RCPT of a greylisted message. */
 static void vd_grey_rcpt_cb(void *arg, const struct rgrey_result *r)
 {
     struct vd_msg *m = arg;
     struct vd *v = m->vd;
     struct srv_conn *c = m->grey_conn;
-    char action[PP_MAX_ACTION + 16];
+    char action[PP_MAX_ACTION + 16], rcpt[SPF_DOMAIN_MAX * 2];
 
     m->greq = NULL;
     m->grey_conn = NULL;
     vd_grey_stat(v, (int)r->verdict);
+    log_kv(LOG_L_INFO, "greylist", "instance", m->instance, "rcpt", m->grey_rcpt, "result",
+           grey_verdict_name(r->verdict), NULL);
     if (r->verdict == GREY_DEFER) {
         grey_format_reply(v->cfg->greylist_action, v->cfg->greylist_text, r->wait_s, m->grey_rcpt,
                           action, sizeof(action));
-    } else {
-        vd_accept(m);
-        vd_next_action(m, "RCPT", action, sizeof(action));
+        vd_reply(v, c, action);
+        return;
     }
-    log_kv(LOG_L_INFO, "greylist", "instance", m->instance, "rcpt", m->grey_rcpt, "result",
-           grey_verdict_name(r->verdict), NULL);
-    vd_reply(v, c, action);
+    vd_copy(rcpt, sizeof(rcpt), m->grey_rcpt);
+    vd_grey_accept(v, m, c, rcpt);
 }
 
 /* vd_grey_rcpt: a later RCPT of a message whose earlier RCPTs were all
@@ -1025,13 +1103,13 @@ static void vd_grey_rcpt_cb(void *arg, const struct rgrey_result *r)
 static void vd_grey_rcpt(struct vd *v, struct vd_msg *m, struct srv_conn *c, const char *rcpt)
 {
     struct grey_triplet t;
-    char action[PP_MAX_ACTION + 16];
     int listed = v->wl && grey_wl_match_recipient(v->wl, rcpt);
 
     if (listed) {
         v->st.grey_whitelisted++;
     } else if (m->greq == NULL && v->rg &&
-               grey_triplet_make(&v->gp, m->grey_client, m->grey_sender, rcpt, &t) == 0) {
+               grey_triplet_make(&v->gp, vd_ctx_field(m->grey_ctx, 0), vd_ctx_field(m->grey_ctx, 1),
+                                 rcpt, &t) == 0) {
         free(m->grey_rcpt);
         m->grey_rcpt = strdup(rcpt);
         m->greq = m->grey_rcpt
@@ -1044,9 +1122,7 @@ static void vd_grey_rcpt(struct vd *v, struct vd_msg *m, struct srv_conn *c, con
         }
     }
     /* Whitelisted recipient, or the check cannot run: accept (fail open). */
-    vd_accept(m);
-    vd_next_action(m, "RCPT", action, sizeof(action));
-    vd_reply(v, c, action);
+    vd_grey_accept(v, m, c, rcpt);
 }
 
 static void vd_maybe_decide(struct vd_msg *m)
@@ -1234,7 +1310,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
             vd_reply_dunno(v, c, &req);
             return;
         }
-        if (m->count && !m->count_at_accept && strcasecmp(state, "END-OF-MESSAGE") == 0) {
+        if (m->count && strcasecmp(state, "END-OF-MESSAGE") == 0) {
             /* count_stage = end-of-message: the message was received. */
             if (v->rc)
                 vd_count_packed(v, m->count);

@@ -75,6 +75,17 @@ sleep 2.2
 t_like "$(ask b instance=c2 client_address=198.51.101.7 sender=n@none.example recipient=z@test.example)" "^b'action=PREPEND" "its retry passes"
 for i in $(seq 30); do [ "$(cnt)" = 1 ] && break; sleep 0.1; done
 t_is "$(cnt)" "1" "the accepted retry is counted once"
+# A deferred first RCPT keeps no row; the message is evaluated again when a
+# later RCPT is accepted, and counted then, once.
+t_like "$(ask a instance=c3 client_address=198.51.101.7 sender=n@none.example recipient=new3@test.example)" "$DEFER" "a new recipient first: deferred"
+sleep 0.5
+t_is "$(cnt)" "1" "... not counted"
+t_like "$(ask a instance=c3 client_address=198.51.101.7 sender=n@none.example recipient=z@test.example)" "^b'action=PREPEND Received-SPF: neutral" "its second RCPT (a passed triplet) gets the header"
+t_like "$(ask a instance=c3 client_address=198.51.101.7 sender=n@none.example recipient=y@test.example)" "^b'action=DUNNO" "... and the rest of the message is accepted"
+for i in $(seq 30); do [ "$(cnt)" = 2 ] && break; sleep 0.1; done
+t_is "$(cnt)" "2" "... and the message is counted once, when accepted"
+t_like "$(ask a instance=w4 client_address=198.51.100.53 sender=w@plain.example recipient=u9@test.example)" "$DEFER" "a new triplet first: deferred"
+t_like "$(ask a instance=w4 client_address=198.51.100.53 sender=w@plain.example recipient=abuse@test.example)" "^b'action=PREPEND Received-SPF: neutral" "then a whitelisted recipient: accepted, with the header"
 
 # Redis down: greylisting fails open.
 h_redis_stop
