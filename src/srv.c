@@ -18,6 +18,7 @@
  * socket mode 0666. */
 #include "srv.h"
 
+#include "fl.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -38,7 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SRV_INBUF 4096 /* per connection; a Postfix request is ~700 bytes */
+#define SRV_INBUF 4096     /* per connection; a Postfix request is ~700 bytes */
+#define SRV_SPARE_INBUF 64 /* spare input buffers kept (256 KB at most) */
+#define SRV_SPARE_PP 32    /* idle parsers kept (~5 KB each at most) */
 #define SRV_OUTBUF (PP_MAX_ACTION + 16)
 #define SRV_DEF_IDLE_MS 300000u
 #define SRV_DEF_REQUEST_MS 10000u
@@ -104,6 +107,11 @@ struct srv {
     void *done_arg;
     time_t refused_logged; /* rate limit for the max_connections warning */
     uint64_t refused_unlogged;
+    /* Spare input buffers and idle parsers: a busy connection takes and
+     * returns one of each per request (fl.h says why not malloc). */
+    struct fl inbuf_fl;
+    struct pp_parser *spare_pp[SRV_SPARE_PP];
+    unsigned nspare_pp;
 };
 
 /* Process-wide so that ids stay unique across srv objects, as srv.h promises;
@@ -142,6 +150,23 @@ static void arm_ms(struct event *ev, unsigned ms)
 
 /* ---------------------------------------------------------------- conns */
 
+/* conn_parser: a parser for a request that starts (a spare one if any). */
+static struct pp_parser *conn_parser(struct srv *s)
+{
+    return s->nspare_pp > 0 ? s->spare_pp[--s->nspare_pp] : pp_parser_new();
+}
+
+/* conn_parser_idle: the connection has no request in progress: its parser
+ * (reset by the parser itself after each request) becomes a spare one. */
+static void conn_parser_idle(struct srv *s, struct pp_parser **pp)
+{
+    if (*pp != NULL && s->nspare_pp < SRV_SPARE_PP) {
+        s->spare_pp[s->nspare_pp++] = *pp;
+        *pp = NULL;
+    }
+    pp_parser_free(pp);
+}
+
 static void conn_free(struct srv_conn *c)
 {
     struct srv *s = c->s;
@@ -157,8 +182,8 @@ static void conn_free(struct srv_conn *c)
     event_free(c->tmr);
     if (c->fd >= 0)
         close(c->fd);
-    pp_parser_free(&c->pp);
-    free(c->inbuf);
+    pp_parser_free(&c->pp); /* maybe mid-request: never kept */
+    fl_put(&s->inbuf_fl, c->inbuf);
     if (c->out_heap)
         free(c->outbuf);
     free(c);
@@ -253,7 +278,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 
     if (c->state == CS_CLOSING)
         return;
-    if (c->inbuf == NULL && (c->inbuf = malloc(SRV_INBUF)) == NULL) {
+    if (c->inbuf == NULL && (c->inbuf = fl_get(&c->s->inbuf_fl)) == NULL) {
         conn_gone(c, "out of memory");
         return;
     }
@@ -314,7 +339,7 @@ static void conn_process(struct srv_conn *c)
         struct pp_request *req = NULL;
         enum pp_status st;
 
-        if (c->pp == NULL && (c->pp = pp_parser_new()) == NULL) {
+        if (c->pp == NULL && (c->pp = conn_parser(s)) == NULL) {
             conn_gone(c, "out of memory");
             break;
         }
@@ -343,7 +368,7 @@ static void conn_process(struct srv_conn *c)
     }
     if (c->inoff == c->inlen) {
         c->inoff = c->inlen = 0;
-        free(c->inbuf);
+        fl_put(&s->inbuf_fl, c->inbuf);
         c->inbuf = NULL;
     }
     if (c->rd_eof) {
@@ -352,7 +377,7 @@ static void conn_process(struct srv_conn *c)
         return;
     }
     if (c->pp == NULL || pp_parser_idle(c->pp)) {
-        pp_parser_free(&c->pp);
+        conn_parser_idle(s, &c->pp);
         c->req_timer = 0;
         arm_ms(c->tmr, s->lim.idle_timeout_ms);
     } else if (!c->req_timer) {
@@ -798,6 +823,7 @@ struct srv *srv_new(struct event_base *base, const struct srv_limits *lim, srv_r
     if (s == NULL)
         return NULL;
     s->base = base;
+    s->inbuf_fl = (struct fl)FL_INIT(SRV_INBUF, SRV_SPARE_INBUF);
     s->fn = fn;
     s->arg = arg;
     s->reap_ev = event_new(base, -1, 0, srv_reap_cb, s);
@@ -905,6 +931,9 @@ void srv_free(struct srv **sp)
         conn_free(s->conns);
     event_free(s->reap_ev);
     free(s->owner);
+    fl_drain(&s->inbuf_fl);
+    while (s->nspare_pp > 0)
+        pp_parser_free(&s->spare_pp[--s->nspare_pp]);
     free(s);
     *sp = NULL;
 }

@@ -35,6 +35,7 @@
 #include "dmarc_disc.h"
 #include "dmarc_disp.h"
 #include "dmarcq.h"
+#include "fl.h"
 #include "grey.h"
 #include "hdr.h"
 #include "inst.h"
@@ -100,7 +101,7 @@ static const struct dmarc_disc_result vd_disc_timeout = {.status = DMARC_DISC_TE
 struct vd_msg {
     struct vd *vd;
     enum vd_msg_state state;
-    char *instance;                /* owned copy (key of the table entry) */
+    char *instance;                /* in the same block, after the struct */
     struct vd_eval *ev;            /* PENDING only (it holds the requests waiting) */
     char *repeat;                  /* DONE: answer every request with this (reject, defer) */
     char *first;                   /* DONE: the first reply when it is not a header (HOLD...) */
@@ -144,6 +145,7 @@ struct vd {
     struct inst_table *msgs;
     struct vd_stats st;
     uint64_t anon_seq; /* for requests without an instance attribute */
+    struct fl ev_fl;   /* spare evaluation contexts (~3.7 KB each, one per message) */
 };
 
 static uint64_t vd_now_ms(void)
@@ -189,20 +191,31 @@ static void vd_copy(char *dst, size_t sz, const char *src)
     dst[n] = '\0';
 }
 
-static void vd_eval_free(struct vd_eval **evp)
+/* vd_eval_new: a zeroed evaluation context, NULL on ENOMEM. */
+static struct vd_eval *vd_eval_new(struct vd *v)
 {
-    struct vd_eval *ev = *evp;
+    struct vd_eval *ev = fl_get(&v->ev_fl);
+
+    if (ev != NULL)
+        memset(ev, 0, sizeof(*ev));
+    return ev;
+}
+
+/* vd_eval_free: end m's evaluation (cancelling what still runs). */
+static void vd_eval_free(struct vd_msg *m)
+{
+    struct vd_eval *ev = m->ev;
 
     if (ev == NULL)
         return;
-    *evp = NULL;
+    m->ev = NULL;
     spfw_cancel(&ev->job);
     dmarcq_cancel(&ev->dq);
     dmarcq_res_unref(&ev->dres);
     rgrey_cancel(&ev->greq);
     if (ev->deadline)
         event_free(ev->deadline);
-    free(ev);
+    fl_put(&m->vd->ev_fl, ev);
 }
 
 static void vd_msg_free(void *p)
@@ -218,7 +231,7 @@ static void vd_msg_free(void *p)
             vd_reply(m->vd, m->ev->waiters[i], "DUNNO");
         m->ev->nwaiters = 0;
     }
-    vd_eval_free(&m->ev);
+    vd_eval_free(m);
     if (m->greq) {
         rgrey_cancel(&m->greq);
         vd_reply(m->vd, m->grey_conn, "DUNNO");
@@ -230,8 +243,7 @@ static void vd_msg_free(void *p)
     free(m->repeat);
     free(m->first);
     free(m->count);
-    free(m->instance);
-    free(m);
+    free(m); /* the instance key lives in the same block */
 }
 
 /* vd_psl_org: the dmarc_org_domain_fn for PSL mode. */
@@ -353,6 +365,7 @@ struct vd *vd_new(const struct pd_config *cfg, struct event_base *base, struct s
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    v->ev_fl = (struct fl)FL_INIT(sizeof(struct vd_eval), 64);
     v->base = base;
     v->pool = pool;
     v->dns = dns;
@@ -391,6 +404,7 @@ void vd_free(struct vd **vp)
     cidr_list_free(&v->forwarders);
     psl_close(&v->psl);
     free(v->psl_file);
+    fl_drain(&v->ev_fl);
     free(v);
 }
 
@@ -1031,7 +1045,7 @@ static void vd_finish(struct vd_msg *m, int grey, unsigned wait_s)
         vd_reply(v, m->ev->waiters[i], action);
     }
     m->ev->nwaiters = 0;
-    vd_eval_free(&m->ev);
+    vd_eval_free(m);
 }
 
 static void vd_grey_first_cb(void *arg, const struct rgrey_result *r)
@@ -1048,7 +1062,7 @@ static void vd_grey_first_cb(void *arg, const struct rgrey_result *r)
  * and that RCPT gets the first header. */
 static void vd_grey_accept(struct vd *v, struct vd_msg *m, struct srv_conn *c, const char *rcpt)
 {
-    struct vd_eval *ev = calloc(1, sizeof(*ev));
+    struct vd_eval *ev = vd_eval_new(v);
 
     if (ev == NULL) {
         vd_accept(m);
@@ -1069,7 +1083,7 @@ static void vd_grey_accept(struct vd *v, struct vd_msg *m, struct srv_conn *c, c
     if (vd_start(v, m) < 0) {
         log_msg(LOG_L_ERROR, "cannot evaluate message %s again", m->instance);
         ev->nwaiters = 0;
-        vd_eval_free(&m->ev);
+        vd_eval_free(m);
         m->state = VD_DONE;
         vd_reply(v, c, "DUNNO");
     }
@@ -1329,11 +1343,20 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         return;
     }
 
-    m = calloc(1, sizeof(*m));
-    ev = calloc(1, sizeof(*ev));
-    if (m == NULL || ev == NULL || (m->instance = strdup(instance)) == NULL) {
+    {
+        /* The message and its instance key in one block; malloc + memset
+         * rather than calloc, which glibc serves without its thread cache. */
+        size_t il = strlen(instance);
+
+        if ((m = malloc(sizeof(*m) + il + 1)) != NULL) {
+            memset(m, 0, sizeof(*m));
+            m->instance = memcpy((char *)(m + 1), instance, il + 1);
+        }
+    }
+    ev = vd_eval_new(v);
+    if (m == NULL || ev == NULL) {
         free(m);
-        free(ev);
+        fl_put(&v->ev_fl, ev);
         log_msg(LOG_L_ERROR, "out of memory for message %s", instance);
         vd_reply_dunno(v, c, &req);
         return;
@@ -1361,7 +1384,7 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
         m->state = VD_SKIPPED;
         if (log_enabled(LOG_L_INFO))
             vd_log_skip(m, ev, trusted ? "trusted_network" : own ? "own_reports" : "authenticated");
-        vd_eval_free(&m->ev);
+        vd_eval_free(m);
         if (inst_put(v->msgs, m->instance, m, now) < 0)
             vd_msg_free(m);
         vd_reply_dunno(v, c, &req);
