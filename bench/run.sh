@@ -310,6 +310,10 @@ if [[ " $SCENARIOS " == *" 3 "* ]]; then
         # The table keeps the newest instance_table_size (default 50,000) of
         # the 100,000 messages: what each remembered message costs.
         note "S3 memory: daemon VmHWM $((S3_RSS0 / 1024)) MB after warm-up -> $((S3_RSS1 / 1024)) MB, tree Pss peak $((PEAK_KB / 1024)) MB; $(((S3_RSS1 - S3_RSS0) * 1024 / 50000)) bytes per remembered message (50,000 in the table)"
+        # 64 connections (a site with many smtpd processes), new triplets
+        G64=(-c 64 --offset 1000000 "${GARGS[@]}")
+        measure "3:greylist-c64" policyd-dmarc "$DPID" "$DPORT" -n 100000 "${G64[@]}"
+        S3_PD64=$r_rate
         # The bound for a greylisting server that keeps its state in Redis on
         # this machine: the null responder doing one script per request.
         NRPORT=$(h_free_port)
@@ -319,6 +323,8 @@ if [[ " $SCENARIOS " == *" 3 "* ]]; then
         h_wait_port "$NRPORT" || h_bail "pd-nullresp -R"
         measure "3:greylist-c16" null+redis "$NRPID" "$NRPORT" -c 16 -d "$DUR" "${GARGS[@]}"
         S3_NR=$r_rate
+        measure "3:greylist-c64" null+redis "$NRPID" "$NRPORT" -d "$DUR" "${G64[@]}"
+        S3_NR64=$r_rate
         h__stop_pid "$NRPID"
         note "S3 bound: the null responder making one Redis script call per request: $S3_NR/s; policyd-dmarc reaches $(ratio "$S3_PD" "$S3_NR") of it"
         mkdir -p "$T/postgrey" && chown postgrey "$T/postgrey"
@@ -330,6 +336,8 @@ if [[ " $SCENARIOS " == *" 3 "* ]]; then
         measure "3:greylist-c16" postgrey "$PGPID" "$PGPORT" -c 16 -d "$DUR" "${GARGS[@]}"
         note "S3 greylisting c=16: policyd-dmarc/postgrey = $(ratio "$S3_PD" "$r_rate") (target >= 20: $(verdict "$(ratio "$S3_PD" "$r_rate")" '>=' 20))"
         note "S3 20x postgrey would be $((r_rate * 20))/s: $(ratio $((r_rate * 20)) "$S3_NR") of the null+redis bound"
+        measure "3:greylist-c64" postgrey "$PGPID" "$PGPORT" -d "$DUR" "${G64[@]}"
+        note "S3 greylisting c=64: policyd-dmarc/postgrey = $(ratio "$S3_PD64" "$r_rate") (target >= 20: $(verdict "$(ratio "$S3_PD64" "$r_rate")" '>=' 20)); null+redis bound $S3_NR64/s, policyd-dmarc reaches $(ratio "$S3_PD64" "$S3_NR64") of it"
         h__stop_pid "$PGPID"
     else
         note "S3 greylisting: skipped (not supported by this build)"

@@ -557,12 +557,17 @@ unsigned grey_awl_pass(const struct grey_awl *cur, long long now_ms, const struc
 size_t grey_format_reply(const char *action, const char *tmpl, unsigned wait_s,
                          const char *recipient, char *out, size_t sz)
 {
-    char raw[1024], num[16];
+    char raw[1024], num[16], *d = num + sizeof(num);
     const char *dom = recipient ? strrchr(recipient, '@') : NULL;
-    size_t n = 0;
+    size_t n = 0, numlen;
 
     dom = dom ? dom + 1 : (recipient ? recipient : "");
-    snprintf(num, sizeof(num), "%u", wait_s);
+    /* every deferred message passes here: no printf */
+    do {
+        *--d = (char)('0' + wait_s % 10);
+        wait_s /= 10;
+    } while (wait_s > 0);
+    numlen = (size_t)(num + sizeof(num) - d);
 #define PUT(s, l)                                                                                  \
     do {                                                                                           \
         size_t l_ = (l);                                                                           \
@@ -575,13 +580,19 @@ size_t grey_format_reply(const char *action, const char *tmpl, unsigned wait_s,
     if (tmpl != NULL && tmpl[0] != '\0') {
         PUT(" ", 1);
         for (const char *t = tmpl; *t; t++) {
-            if (t[0] == '%' && t[1] == 's') {
-                PUT(num, strlen(num));
+            const char *pct = strchr(t, '%');
+
+            if (pct != t) { /* the literal run up to the next % */
+                size_t run = pct ? (size_t)(pct - t) : strlen(t);
+                PUT(t, run);
+                t += run - 1;
+            } else if (t[1] == 's') {
+                PUT(d, numlen);
                 t++;
-            } else if (t[0] == '%' && t[1] == 'r') {
+            } else if (t[1] == 'r') {
                 PUT(dom, strlen(dom));
                 t++;
-            } else if (t[0] == '%' && t[1] == '%') {
+            } else if (t[1] == '%') {
                 PUT("%", 1);
                 t++;
             } else {

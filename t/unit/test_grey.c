@@ -324,6 +324,8 @@ static void test_reply(void)
         {"DEFER_IF_PERMIT", "for %r", 5, "bob@evil\r\nX-Injected: 1",
          "DEFER_IF_PERMIT for evil??X-Injected: 1"},
         {"DEFER_IF_PERMIT", "for %r", 5, "no-at-sign", "DEFER_IF_PERMIT for no-at-sign"},
+        {"DEFER_IF_PERMIT", "in %s s", 0, "a@b", "DEFER_IF_PERMIT in 0 s"},
+        {"DEFER_IF_PERMIT", "%s", 4294967295u, "a@b", "DEFER_IF_PERMIT 4294967295"},
     };
     char out[600];
 
