@@ -7,7 +7,8 @@
  *
  * With -R REDIS_PORT it is the bound of a greylisting server that keeps its
  * state in Redis: each request costs one EVALSHA of a script making the
- * Redis calls of a first-seen triplet (HMGET, HSET, PEXPIRE on a new key),
+ * Redis calls of a first-seen triplet (HMGET, HSET, PEXPIRE on a new key,
+ * and the same one-integer reply as policyd-dmarc's script),
  * and is answered DEFER_IF_PERMIT when the script's reply arrives. Commands
  * of one epoll round leave in one write, as hiredis does per loop turn.
  *
@@ -51,7 +52,7 @@ static struct {
 
 static const char nr_script[] = "redis.call('HMGET',KEYS[1],'f','l','p') "
                                 "redis.call('HSET',KEYS[1],'f',ARGV[1],'l',ARGV[1],'p','0') "
-                                "redis.call('PEXPIRE',KEYS[1],ARGV[2]) return {0,300000}";
+                                "redis.call('PEXPIRE',KEYS[1],ARGV[2]) return 1200000";
 
 static volatile sig_atomic_t nr_stop;
 

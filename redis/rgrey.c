@@ -50,8 +50,10 @@
 #define RG_AWLC_POS_MS 60000
 #define RG_AWLC_MAX 4096
 
-/* KEYS[1] triplet; ARGV now, delay, window, max_age (ms). -> {code, wait_ms}
- * code 0 defer, 1 pass, 2 pass_new. Mirrors grey_step(). */
+/* KEYS[1] triplet; ARGV now, delay, window, max_age (ms). -> wait_ms * 4 + code,
+ * code 0 defer, 1 pass, 2 pass_new. Mirrors grey_step(). One integer rather
+ * than a {code, wait} array: every greylisted message parses this reply, and
+ * an array is three reply objects to allocate and free instead of one. */
 static const char grey_lua[] =
     "local now=tonumber(ARGV[1]) local delay=tonumber(ARGV[2])\n"
     "local win=tonumber(ARGV[3]) local maxage=tonumber(ARGV[4])\n"
@@ -59,19 +61,19 @@ static const char grey_lua[] =
     "local f=tonumber(s[1]) local l=tonumber(s[2])\n"
     "if f and l and s[3]=='1' and now-l<=maxage then\n"
     "  redis.call('HSET',KEYS[1],'l',ARGV[1]) redis.call('PEXPIRE',KEYS[1],ARGV[4])\n"
-    "  return {1,0}\n"
+    "  return 1\n"
     "end\n"
     "if f and l and s[3]=='0' and f<=now and now-f<=win then\n"
     "  redis.call('HSET',KEYS[1],'l',ARGV[1])\n"
     "  if now-f>=delay then\n"
     "    redis.call('HSET',KEYS[1],'p','1') redis.call('PEXPIRE',KEYS[1],ARGV[4])\n"
-    "    return {2,0}\n"
+    "    return 2\n"
     "  end\n"
-    "  return {0,delay-(now-f)}\n"
+    "  return (delay-(now-f))*4\n"
     "end\n"
     "redis.call('HSET',KEYS[1],'f',ARGV[1],'l',ARGV[1],'p','0')\n"
     "redis.call('PEXPIRE',KEYS[1],ARGV[3])\n"
-    "return {0,delay}\n";
+    "return delay*4\n";
 
 /* KEYS[1] awl; ARGV mode ("c" check, "p" pass), now, awl_count, interval,
  * max_age. "c" -> count when listed, else 0; "p" -> the new count.
@@ -514,15 +516,13 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
             finish(q, GREY_ERROR, 0, "redis unavailable");
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_INTEGER ||
-        reply->element[1]->type != REDIS_REPLY_INTEGER) {
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 0) {
         reply_error(q, "unexpected redis reply", "grey");
         return;
     }
-    switch (reply->element[0]->integer) {
+    switch (reply->integer & 3) {
     case 0: {
-        long long ms = reply->element[1]->integer;
+        long long ms = reply->integer >> 2;
         unsigned s = ms <= 0 ? 1 : (unsigned)((ms + 999) / 1000);
         finish(q, GREY_DEFER, s, NULL);
         return;
