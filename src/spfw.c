@@ -67,6 +67,11 @@ enum { FR_JOB = 1, FR_ANSWER = 2, FR_QUESTION = 3, FR_RESULT = 4 };
 #define BACKOFF_MAX_MS 5000      /*   is respawned with exponential backoff */
 #define REAP_INTERVAL_MS 50
 #define DEFAULT_TIMEOUT_MS 10000
+/* A temperror a worker reported (DNS SERVFAIL, timeout, unreachable) is
+ * reused this long: during a DNS outage the same sender's next messages get
+ * the same answer without a worker (one evaluation per key per 2 s instead of
+ * one per message), and a recovered DNS is seen again within 2 s. */
+#define TEMPERROR_TTL_S 2
 
 static void put16(unsigned char *p, uint16_t v)
 {
@@ -445,12 +450,13 @@ static int cache_probe(struct spfw_pool *p, const char *ip, const char *helo, co
     return hit;
 }
 
-/* cache_put: temperror verdicts are never kept (the next try may succeed).
- * Under the domain key when the verdict does not depend on the local part
+/* cache_put: temperror verdicts are kept TEMPERROR_TTL_S at most (the next
+ * try may succeed). Under the domain key when the verdict does not depend on the local part
  * (see the file comment), else under the evaluation's full key. */
 static void cache_put(struct spfw_pool *p, const struct eval *e, const struct spf_verdict *v)
 {
-    uint32_t ttl = v->ttl < p->cfg.verdict_cache_ttl_s ? v->ttl : p->cfg.verdict_cache_ttl_s;
+    int temp = v->mfrom == SPF_RES_TEMPERROR || v->helo == SPF_RES_TEMPERROR;
+    uint32_t ttl = temp ? TEMPERROR_TTL_S : v->ttl;
     const char *at = key_domain(e->sender), *k = e->key;
     char stack[KEY_STACK], *dk = NULL;
     size_t klen = e->klen;
@@ -458,8 +464,9 @@ static void cache_put(struct spfw_pool *p, const struct eval *e, const struct sp
     struct ht_node *n;
     struct centry *c;
 
-    if (p->cfg.verdict_cache_size == 0 || ttl == 0 || v->mfrom == SPF_RES_TEMPERROR ||
-        v->helo == SPF_RES_TEMPERROR)
+    if (ttl > p->cfg.verdict_cache_ttl_s)
+        ttl = p->cfg.verdict_cache_ttl_s;
+    if (p->cfg.verdict_cache_size == 0 || ttl == 0)
         return;
     if (v->uses_local == 0 && at != NULL) {
         if ((klen = key_build(stack, &dk, e->ip, e->helo, at, 1)) == 0)

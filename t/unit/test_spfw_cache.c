@@ -44,7 +44,7 @@ static struct rsp_entry table[] = {
     /* the explanation carries only the domain and the client */
     TXT("expo.test.", "v=spf1 -all exp=why.expo.test"),
     TXT("why.expo.test.", "%{o} rejects %{c}"),
-    /* a temporary failure is never cached */
+    /* a temporary failure is kept 2 s only */
     E("sf.test.", DNS_T_TXT, RSP_SERVFAIL, NULL),
     {.name = NULL},
 };
@@ -168,6 +168,7 @@ static void test_local_macros(struct spfw_pool *p)
     struct spf_verdict v;
     struct res a, b;
     uint64_t ev0 = stats(p).evaluations;
+    int nq;
 
     /* exists:%{l}: one evaluation per local part, with different results */
     a = eval(p, "192.0.2.1", "alice@exists.test");
@@ -205,14 +206,29 @@ static void test_local_macros(struct spfw_pool *p)
     ok(strstr(b.v.explanation, "alice") == NULL && strstr(b.v.problem, "alice") == NULL,
        "a shared verdict carries no local part");
 
-    /* temperror: never cached, under any key */
+    /* temperror: kept 2 s (a DNS outage must not send every message to a
+     * worker), then evaluated again (a recovered DNS is seen) */
     ev0 = stats(p).evaluations;
     a = eval(p, "192.0.2.1", "alice@sf.test");
     is_str(spf_res_name(a.v.mfrom), "temperror", "SERVFAIL: temperror");
-    is_int(spfw_cached(p, "192.0.2.1", "", "bob@sf.test", &v), 0, "temperror: no domain entry");
-    is_int(spfw_cached(p, "192.0.2.1", "", "alice@sf.test", &v), 0, "temperror: no full entry");
+    nq = queries("sf.test.", DNS_T_TXT); /* the resolver retries a SERVFAIL */
+    ok(nq >= 1, "sf.test TXT asked (%d)", nq);
+    is_int(spfw_cached(p, "192.0.2.1", "", "alice@sf.test", &v), 1, "temperror: kept");
+    is_str(spf_res_name(v.mfrom), "temperror", "... as a temperror");
+    is_int(spfw_cached(p, "192.0.2.1", "", "bob@sf.test", &v), 1,
+           "temperror before any macro: kept for the domain");
+    b = eval(p, "192.0.2.1", "carol@sf.test");
+    is_str(spf_res_name(b.v.mfrom), "temperror", "carol@sf.test within 2 s: temperror");
+    is_int((long long)(stats(p).evaluations - ev0), 1, "... from the cache, no evaluation");
+    is_int(queries("sf.test.", DNS_T_TXT), nq, "... and no DNS query");
+    {
+        struct timespec ts = {2, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    is_int(spfw_cached(p, "192.0.2.1", "", "bob@sf.test", &v), 0, "after 2 s: gone");
     b = eval(p, "192.0.2.1", "bob@sf.test");
-    is_int((long long)(stats(p).evaluations - ev0), 2, "temperror: evaluated again");
+    is_int((long long)(stats(p).evaluations - ev0), 2, "temperror after 2 s: evaluated again");
+    ok(queries("sf.test.", DNS_T_TXT) > nq, "... and DNS asked again");
 }
 
 int main(void)
