@@ -1,6 +1,6 @@
 # log: one-line key=value logging to syslog or stderr.
-add_library(pd_log STATIC src/log.c)
-target_include_directories(pd_log PUBLIC ${CMAKE_SOURCE_DIR}/src)
+add_library(pd_log STATIC util/log.c)
+target_include_directories(pd_log PUBLIC ${CMAKE_SOURCE_DIR}/util)
 target_link_libraries(pd_log PUBLIC Threads::Threads)
 pd_unit_test(test_log t/unit/test_log.c pd_log)
 

@@ -8,6 +8,6 @@ pd_unit_test(test_hdr t/unit/test_hdr.c pd_policy)
 pd_unit_test(test_cidr t/unit/test_cidr.c pd_policy)
 
 # inst: the per-message table (instance -> decision), bounded and expiring.
-add_library(pd_inst STATIC src/inst.c)
-target_include_directories(pd_inst PUBLIC ${CMAKE_SOURCE_DIR}/src)
+add_library(pd_inst STATIC util/inst.c)
+target_include_directories(pd_inst PUBLIC ${CMAKE_SOURCE_DIR}/util)
 pd_unit_test(test_inst t/unit/test_inst.c pd_inst)
