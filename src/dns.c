@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,8 +54,8 @@ enum wstate { W_WAITING, W_READY, W_CALLING };
 /* A waiter: the handle dns_lookup() returns. */
 struct dns_query {
     struct dns_resolver *r;
-    struct dns_question *q; /* while W_WAITING */
-    struct dns_query *prev, *next;
+    struct dns_question *q;      /* while W_WAITING */
+    TAILQ_ENTRY(dns_query) link; /* in its question's waiters, or in the ready list */
     enum wstate state;
     struct dns_result *res; /* while W_READY/W_CALLING */
     dns_cb cb;
@@ -65,7 +66,7 @@ struct dns_query {
 struct dns_question {
     struct dns_resolver *r;
     struct dns_question *hnext; /* in-flight hash chain */
-    struct dns_query *whead, *wtail;
+    TAILQ_HEAD(, dns_query) waiters;
     uint32_t hash;
     uint16_t type;
     char *key; /* asked name, canonical */
@@ -96,7 +97,7 @@ struct dns_question {
 
 struct cache_ent {
     struct cache_ent *hnext;
-    struct cache_ent *lprev, *lnext; /* LRU: head is most recently used */
+    TAILQ_ENTRY(cache_ent) lru; /* LRU: the head is the most recently used */
     uint64_t expires_ms;
     uint32_t hash;
     uint16_t type;
@@ -111,7 +112,7 @@ struct dns_resolver {
     struct dns_question *inflight[DNS_INFLIGHT_BUCKETS];
     uint64_t ninflight;
 
-    struct dns_query *rhead, *rtail; /* ready to be called back */
+    TAILQ_HEAD(, dns_query) ready; /* to be called back */
     size_t nready;
     struct event *deliver_ev;
     int in_deliver;
@@ -121,7 +122,7 @@ struct dns_resolver {
     struct cache_ent **buckets;
     size_t nbuckets;
     size_t nentries;
-    struct cache_ent *lru_head, *lru_tail;
+    TAILQ_HEAD(cache_lru, cache_ent) lru;
     size_t cache_max;
 
     struct dns_stats st; /* loop thread only, except cache_entries */
@@ -415,30 +416,6 @@ static void cfg_sanitize(struct dns_config *c)
 
 /* ---------------------------------------------------------------- cache (lock held) */
 
-static void lru_unlink(struct dns_resolver *r, struct cache_ent *e)
-{
-    if (e->lprev)
-        e->lprev->lnext = e->lnext;
-    else
-        r->lru_head = e->lnext;
-    if (e->lnext)
-        e->lnext->lprev = e->lprev;
-    else
-        r->lru_tail = e->lprev;
-    e->lprev = e->lnext = NULL;
-}
-
-static void lru_push_head(struct dns_resolver *r, struct cache_ent *e)
-{
-    e->lprev = NULL;
-    e->lnext = r->lru_head;
-    if (r->lru_head)
-        r->lru_head->lprev = e;
-    r->lru_head = e;
-    if (r->lru_tail == NULL)
-        r->lru_tail = e;
-}
-
 static void cache_remove(struct dns_resolver *r, struct cache_ent *e)
 {
     struct cache_ent **pp = &r->buckets[e->hash & (r->nbuckets - 1)];
@@ -446,7 +423,7 @@ static void cache_remove(struct dns_resolver *r, struct cache_ent *e)
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
-    lru_unlink(r, e);
+    TAILQ_REMOVE(&r->lru, e, lru);
     dnsrr_unref(&e->res);
     free(e);
     r->nentries--;
@@ -467,14 +444,14 @@ static struct cache_ent *cache_find(struct dns_resolver *r, const char *key, uin
 
 static void cache_flush(struct dns_resolver *r)
 {
-    while (r->lru_head)
-        cache_remove(r, r->lru_head);
+    while (!TAILQ_EMPTY(&r->lru))
+        cache_remove(r, TAILQ_FIRST(&r->lru));
 }
 
 static void cache_trim(struct dns_resolver *r, size_t max)
 {
-    while (r->nentries > max && r->lru_tail)
-        cache_remove(r, r->lru_tail);
+    while (r->nentries > max && !TAILQ_EMPTY(&r->lru))
+        cache_remove(r, TAILQ_LAST(&r->lru, cache_lru));
 }
 
 /* cache_grow: keep the load factor <= 1 (a failed grow just means longer chains). */
@@ -516,8 +493,8 @@ static struct dns_result *cache_lookup(struct dns_resolver *r, const char *key, 
     if (e) {
         uint32_t left = (uint32_t)((e->expires_ms - now + 999) / 1000);
 
-        lru_unlink(r, e);
-        lru_push_head(r, e);
+        TAILQ_REMOVE(&r->lru, e, lru);
+        TAILQ_INSERT_HEAD(&r->lru, e, lru);
         out = left == e->res->ttl ? dnsrr_ref(e->res) : result_copy(e->res, left);
     }
     r->st.cache_entries = r->nentries;
@@ -551,7 +528,7 @@ static void cache_store(struct dns_resolver *r, const char *key, uint16_t type,
     e->res = dnsrr_ref(res);
     e->hnext = r->buckets[h & (r->nbuckets - 1)];
     r->buckets[h & (r->nbuckets - 1)] = e;
-    lru_push_head(r, e);
+    TAILQ_INSERT_HEAD(&r->lru, e, lru);
     r->nentries++;
 out:
     r->st.cache_entries = r->nentries;
@@ -573,15 +550,7 @@ struct dns_result *dns_cache_peek(struct dns_resolver *r, const char *name, uint
 
 static void ready_unlink(struct dns_resolver *r, struct dns_query *w)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        r->rhead = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        r->rtail = w->prev;
-    w->prev = w->next = NULL;
+    TAILQ_REMOVE(&r->ready, w, link);
     r->nready--;
 }
 
@@ -590,13 +559,7 @@ static void ready_push(struct dns_resolver *r, struct dns_query *w, struct dns_r
     w->state = W_READY;
     w->q = NULL;
     w->res = dnsrr_ref(res);
-    w->next = NULL;
-    w->prev = r->rtail;
-    if (r->rtail)
-        r->rtail->next = w;
-    else
-        r->rhead = w;
-    r->rtail = w;
+    TAILQ_INSERT_TAIL(&r->ready, w, link);
     r->nready++;
     event_active(r->deliver_ev, 0, 0);
 }
@@ -612,8 +575,8 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
     size_t budget = r->nready;
 
     r->in_deliver = 1;
-    while (budget-- > 0 && r->rhead && !r->dead) {
-        struct dns_query *w = r->rhead;
+    while (budget-- > 0 && !TAILQ_EMPTY(&r->ready) && !r->dead) {
+        struct dns_query *w = TAILQ_FIRST(&r->ready);
 
         ready_unlink(r, w);
         w->state = W_CALLING;
@@ -637,7 +600,7 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
     r->in_deliver = 0;
     if (r->dead)
         resolver_release(r);
-    else if (r->rhead)
+    else if (!TAILQ_EMPTY(&r->ready))
         event_active(r->deliver_ev, 0, 0);
 }
 
@@ -690,15 +653,15 @@ static void q_finish(struct dns_question *q, struct dns_result *res)
     else if (res->status <= DNS_NXDOMAIN || r->cfg.servfail_ttl > 0)
         cache_store(r, q->key, q->type, res);
     inflight_remove(q);
-    for (w = q->whead; w; w = next) {
-        next = w->next;
+    for (w = TAILQ_FIRST(&q->waiters); w; w = next) {
+        next = TAILQ_NEXT(w, link); /* ready_push re-links w */
         if (res) {
             ready_push(r, w, res);
         } else { /* cannot even say SERVFAIL: drop silently rather than crash */
             free(w);
         }
     }
-    q->whead = q->wtail = NULL;
+    TAILQ_INIT(&q->waiters);
     dnsrr_unref(&res);
     q_free(q);
 }
@@ -1207,6 +1170,8 @@ struct dns_resolver *dns_new(struct event_base *base, const struct dns_config *c
     if (r == NULL)
         return NULL;
     r->base = base;
+    TAILQ_INIT(&r->ready);
+    TAILQ_INIT(&r->lru);
     r->cfg = *cfg;
     cfg_sanitize(&r->cfg);
     r->cache_max = r->cfg.cache_max_entries;
@@ -1308,18 +1273,14 @@ struct dns_query *dns_lookup(struct dns_resolver *r, const char *name, uint16_t 
         /* the waiter goes in first: q_send may finish the question at once */
         w->q = q;
         w->state = W_WAITING;
-        q->whead = q->wtail = w;
+        TAILQ_INIT(&q->waiters);
+        TAILQ_INSERT_TAIL(&q->waiters, w, link);
         q_send(q);
         return w;
     }
     w->q = q;
     w->state = W_WAITING;
-    w->prev = q->wtail;
-    if (q->wtail)
-        q->wtail->next = w;
-    else
-        q->whead = w;
-    q->wtail = w;
+    TAILQ_INSERT_TAIL(&q->waiters, w, link);
     return w;
 }
 
@@ -1335,14 +1296,7 @@ void dns_cancel(struct dns_query **qp)
         struct dns_question *q = w->q;
 
         /* the question keeps running without waiters: its answer fills the cache */
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            q->whead = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-        else
-            q->wtail = w->prev;
+        TAILQ_REMOVE(&q->waiters, w, link);
         free(w);
         break;
     }
@@ -1366,16 +1320,16 @@ static void resolver_teardown(struct dns_resolver *r)
             struct dns_query *w, *next;
 
             r->inflight[b] = q->hnext;
-            for (w = q->whead; w; w = next) {
-                next = w->next;
+            for (w = TAILQ_FIRST(&q->waiters); w; w = next) {
+                next = TAILQ_NEXT(w, link);
                 free(w);
             }
             q_free(q);
         }
     }
     r->ninflight = 0;
-    while (r->rhead) {
-        struct dns_query *w = r->rhead;
+    while (!TAILQ_EMPTY(&r->ready)) {
+        struct dns_query *w = TAILQ_FIRST(&r->ready);
 
         ready_unlink(r, w);
         dnsrr_unref(&w->res);
