@@ -101,12 +101,11 @@ static const struct dmarc_disc_result vd_disc_timeout = {.status = DMARC_DISC_TE
 struct vd_msg {
     struct vd *vd;
     enum vd_msg_state state;
-    char *instance;     /* in the same block, after the struct */
-    struct vd_eval *ev; /* PENDING only (it holds the requests waiting) */
-    char *repeat;       /* DONE: answer every request with this (reject, defer) */
-    char *first;        /* DONE: the first reply when it is not a header (HOLD...) */
-    char *hblock;       /* DONE: the headers, NUL-terminated one after the other (one block) */
-    const char *headers[VD_MAX_HEADERS]; /* ... each in hblock, in the order they are sent */
+    char *instance;                /* in the same block, after the struct */
+    struct vd_eval *ev;            /* PENDING only (it holds the requests waiting) */
+    char *repeat;                  /* DONE: answer every request with this (reject, defer) */
+    char *first;                   /* DONE: the first reply when it is not a header (HOLD...) */
+    char *headers[VD_MAX_HEADERS]; /* DONE: headers still to send, in order */
     size_t nheaders, next_header;
     char *count; /* DONE: the row to count at END-OF-MESSAGE, packed by vd_count_pack:
                   * ~0.3 KB instead of the 2.8 KB struct vd_count, which every remembered
@@ -239,7 +238,8 @@ static void vd_msg_free(void *p)
     }
     free(m->grey_ctx);
     free(m->grey_rcpt);
-    free(m->hblock);
+    for (size_t i = 0; i < m->nheaders; i++)
+        free(m->headers[i]);
     free(m->repeat);
     free(m->first);
     free(m->count);
@@ -573,36 +573,18 @@ static void vd_next_action(struct vd_msg *m, const char *state, char *action, si
         m->first = NULL;
     } else if (m->state == VD_DONE && m->next_header < m->nheaders &&
                strcasecmp(state, "END-OF-MESSAGE") != 0) {
-        snprintf(action, sz, "PREPEND %s", m->headers[m->next_header++]);
-        if (m->next_header == m->nheaders) { /* all sent */
-            free(m->hblock);
-            m->hblock = NULL;
-            m->nheaders = m->next_header = 0;
-        }
+        snprintf(action, sz, "PREPEND %s", m->headers[m->next_header]);
+        free(m->headers[m->next_header]);
+        m->headers[m->next_header++] = NULL;
     } else {
         snprintf(action, sz, "DUNNO");
     }
 }
 
-/* vd_set_headers: keep the non-empty ones of hs[0..n) in one block, to be
- * sent in that order. Nothing is kept when memory runs out (the message then
- * goes without its headers, as Postfix's default_action would have it). */
-static void vd_set_headers(struct vd_msg *m, const char *const *hs, size_t n)
+static void vd_add_header(struct vd_msg *m, const char *h)
 {
-    size_t len[VD_MAX_HEADERS], total = 0;
-    char *p;
-
-    for (size_t i = 0; i < n && i < VD_MAX_HEADERS; i++)
-        total += (len[i] = *hs[i] ? strlen(hs[i]) + 1 : 0);
-    if (total == 0 || (m->hblock = p = malloc(total)) == NULL)
-        return;
-    for (size_t i = 0; i < n && i < VD_MAX_HEADERS; i++) {
-        if (len[i] == 0)
-            continue;
-        memcpy(p, hs[i], len[i]);
-        m->headers[m->nheaders++] = p;
-        p += len[i];
-    }
+    if (h && *h && m->nheaders < VD_MAX_HEADERS && (m->headers[m->nheaders] = strdup(h)) != NULL)
+        m->nheaders++;
 }
 
 /* vd_reject_action: reject_action + the explanation. */
@@ -920,8 +902,6 @@ static void vd_headers(struct vd_msg *m)
     struct hdr_dmarc hd;
     char spf_hdr[2][HDR_MAX + 1], dmarc_hdr[HDR_MAX + 1];
     char action[PP_MAX_ACTION + 16];
-    const char *hs[VD_MAX_HEADERS];
-    size_t nh = 0;
     int nspf = 0, dmarc_first = 0, use_dmarc = ev->use_dmarc;
 
     memset(&h, 0, sizeof(h));
@@ -973,13 +953,12 @@ static void vd_headers(struct vd_msg *m)
         }
     }
     if (dmarc_first)
-        hs[nh++] = dmarc_hdr;
+        vd_add_header(m, dmarc_hdr);
     for (int i = 0; i < nspf; i++)
-        hs[nh++] = spf_hdr[i];
+        vd_add_header(m, spf_hdr[i]);
     if (!dmarc_first && use_dmarc && cfg->dmarc_header)
-        hs[nh++] = dmarc_hdr;
+        vd_add_header(m, dmarc_hdr);
     m->next_header = 0;
-    vd_set_headers(m, hs, nh);
 }
 
 /* vd_count_msg: one count per message, with the disposition actually
