@@ -42,6 +42,7 @@ struct lg_opts {
     const char *host;
     int port;
     unsigned conns, threads, idle, rcpts, per_conn, fail_pct, seq, spin;
+    int idle_port;             /* where the idle connections go (0: the server under test) */
     unsigned long long total;  /* requests, 0 = use duration */
     unsigned long long offset; /* first message number */
     double duration, rate;     /* seconds; requests/s (0 = as fast as possible) */
@@ -118,7 +119,8 @@ static uint64_t lg_rand(uint64_t *s)
     return x * 2685821657736338717ull;
 }
 
-static int lg_connect(void)
+/* lg_connect_to: a blocking loopback connection to addr. */
+static int lg_connect_to(const struct sockaddr_in *addr)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -127,11 +129,16 @@ static int lg_connect(void)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     /* Blocking connect on loopback: completes from the accept queue in
      * microseconds; a refused or stalled server is an error worth seeing. */
-    if (connect(fd, (struct sockaddr *)&lg_addr, sizeof lg_addr) < 0) {
+    if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) < 0) {
         close(fd);
         return -1;
     }
     return fd;
+}
+
+static int lg_connect(void)
+{
+    return lg_connect_to(&lg_addr);
 }
 
 static void lg_count_action(struct lg_thread *t, const char *a, size_t len)
@@ -527,6 +534,8 @@ static void lg_usage(void)
             "  --rcpts N        RCPT requests per message (instance) (1)\n"
             "  --per-conn N     reconnect after N requests, at a message boundary (0 = never)\n"
             "  --idle N         also open N connections and keep them idle\n"
+            "  --idle-port P    ... to this port instead of the server's (the machine's share\n"
+            "                   of what idle connections cost, without the server)\n"
             "  --fail-pct P     percent of messages from unauthorised clients (10)\n"
             "  --seq            keys by message number (m mod N) instead of random\n"
             "  --offset N       number of the first message (0)\n"
@@ -570,17 +579,26 @@ int main(int argc, char **argv)
         O_LABEL,
         O_OFFSET,
         O_LOCALS,
-        O_SPIN
+        O_SPIN,
+        O_IDLEPORT
     };
-    static const struct option lo[] = {
-        {"clients", 1, 0, O_CLIENTS},    {"senders", 1, 0, O_SENDERS},
-        {"rcpt-card", 1, 0, O_RCPTCARD}, {"rcpts", 1, 0, O_RCPTS},
-        {"per-conn", 1, 0, O_PERCONN},   {"idle", 1, 0, O_IDLE},
-        {"fail-pct", 1, 0, O_FAIL},      {"seq", 0, 0, O_SEQ},
-        {"suffix", 1, 0, O_SUFFIX},      {"timeout", 1, 0, O_TIMEOUT},
-        {"seed", 1, 0, O_SEED},          {"label", 1, 0, O_LABEL},
-        {"offset", 1, 0, O_OFFSET},      {"locals", 1, 0, O_LOCALS},
-        {"spin", 0, 0, O_SPIN},          {0, 0, 0, 0}};
+    static const struct option lo[] = {{"clients", 1, 0, O_CLIENTS},
+                                       {"senders", 1, 0, O_SENDERS},
+                                       {"rcpt-card", 1, 0, O_RCPTCARD},
+                                       {"rcpts", 1, 0, O_RCPTS},
+                                       {"per-conn", 1, 0, O_PERCONN},
+                                       {"idle", 1, 0, O_IDLE},
+                                       {"fail-pct", 1, 0, O_FAIL},
+                                       {"seq", 0, 0, O_SEQ},
+                                       {"suffix", 1, 0, O_SUFFIX},
+                                       {"timeout", 1, 0, O_TIMEOUT},
+                                       {"seed", 1, 0, O_SEED},
+                                       {"label", 1, 0, O_LABEL},
+                                       {"offset", 1, 0, O_OFFSET},
+                                       {"locals", 1, 0, O_LOCALS},
+                                       {"spin", 0, 0, O_SPIN},
+                                       {"idle-port", 1, 0, O_IDLEPORT},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "H:p:c:t:d:n:r:h", lo, NULL)) != -1) {
         switch (ch) {
@@ -622,6 +640,9 @@ int main(int argc, char **argv)
             break;
         case O_IDLE:
             o.idle = (unsigned)atoi(optarg);
+            break;
+        case O_IDLEPORT:
+            o.idle_port = atoi(optarg);
             break;
         case O_FAIL:
             o.fail_pct = (unsigned)atoi(optarg);
@@ -673,8 +694,11 @@ int main(int argc, char **argv)
     /* Idle connections first, held for the whole run. */
     int *idle = calloc(o.idle ? o.idle : 1, sizeof *idle);
     unsigned idle_open = 0;
+    struct sockaddr_in idle_addr = lg_addr;
+    if (o.idle_port > 0)
+        idle_addr.sin_port = htons((uint16_t)o.idle_port);
     for (unsigned i = 0; i < o.idle; i++) {
-        idle[i] = lg_connect();
+        idle[i] = lg_connect_to(&idle_addr);
         if (idle[i] >= 0)
             idle_open++;
     }

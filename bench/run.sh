@@ -444,9 +444,13 @@ if [[ " $SCENARIOS " == *" 5 "* ]]; then
             p99_round "s5.$tgt.busy" "5:round$i" "$tgt" "$tp" "$tport" -c 50 -d "$DUR" -r "$R5" "${I5[@]}"
             p99_round "s5.$tgt.idle" "5:round$i+idle10k" "$tgt" "$tp" "$tport" -c 50 --idle 10000 -d "$DUR" -r "$R5" "${I5[@]}"
         done
+        # the same 10,000 idle connections held by the null responder while
+        # the load goes to us: what they cost the machine without our part
+        p99_round s5.elsewhere "5:round$i+idle10k-at-null" policyd-dmarc "$DPID" "$DPORT" -c 50 --idle 10000 --idle-port "$NPORT" -d "$DUR" -r "$R5" "${I5[@]}"
     done
     note "S5 p99 over $ROUNDS rounds (us): policyd-dmarc without idle ${P99[s5.policyd-dmarc.busy]}(median $(med s5.policyd-dmarc.busy)), with ${P99[s5.policyd-dmarc.idle]}(median $(med s5.policyd-dmarc.idle)); null without ${P99[s5.null.busy]}(median $(med s5.null.busy)), with ${P99[s5.null.idle]}(median $(med s5.null.idle))"
-    note "S5 p99 growth with 10,000 idle connections (median with / median without): policyd-dmarc $(ratio "$(med s5.policyd-dmarc.idle)" "$(med s5.policyd-dmarc.busy)"), null responder $(ratio "$(med s5.null.idle)" "$(med s5.null.busy)") (target: ours no more than the null responder's: $(verdict "$(ratio "$(med s5.policyd-dmarc.idle)" "$(med s5.policyd-dmarc.busy)")" '<=' "$(ratio "$(med s5.null.idle)" "$(med s5.null.busy)")"))"
+    note "S5 10,000 idle connections held by the null responder while the 50 busy ones load policyd-dmarc: p99 ${P99[s5.elsewhere]}(median $(med s5.elsewhere)); held by policyd-dmarc itself: median $(med s5.policyd-dmarc.idle); ratio $(ratio "$(med s5.policyd-dmarc.idle)" "$(med s5.elsewhere)") (target, busy p99 unaffected by idle connections: the daemon adds nothing of its own, ratio <= 1.25 on 5-round medians: $(verdict "$(ratio "$(med s5.policyd-dmarc.idle)" "$(med s5.elsewhere)")" '<=' 1.25))"
+    note "S5 p99 growth with 10,000 idle connections (median with / median without): policyd-dmarc $(ratio "$(med s5.policyd-dmarc.idle)" "$(med s5.policyd-dmarc.busy)"), null responder $(ratio "$(med s5.null.idle)" "$(med s5.null.busy)") (the machine's share: see the line above)"
 fi
 daemon_stop
 note "S6 reporter: measured separately by bench/report.sh (1M rows over 10k domains)"
