@@ -448,6 +448,19 @@ static void vd_policy_domain(const char *sender, const char *helo, char *out, si
         out[0] = '\0';
 }
 
+/* vd_eval_fill: the message's identities, as the first RCPT gave them (a
+ * new message, or one evaluated again for a later RCPT). */
+static void vd_eval_fill(struct vd_eval *ev, const char *client, const char *helo,
+                         const char *sender, const char *rcpt, const char *client_name)
+{
+    vd_copy(ev->client, sizeof(ev->client), client);
+    vd_copy(ev->helo, sizeof(ev->helo), helo);
+    vd_copy(ev->sender, sizeof(ev->sender), sender);
+    vd_copy(ev->rcpt, sizeof(ev->rcpt), rcpt);
+    vd_copy(ev->client_name, sizeof(ev->client_name), client_name);
+    vd_policy_domain(ev->sender, ev->helo, ev->policy_domain, sizeof(ev->policy_domain));
+}
+
 /* vd_domain_listed: domain equals an entry of the list or is below one. */
 static int vd_domain_listed(const struct cfg_list *l, const char *domain)
 {
@@ -1069,12 +1082,8 @@ static void vd_grey_accept(struct vd *v, struct vd_msg *m, struct srv_conn *c, c
         vd_reply(v, c, "DUNNO");
         return;
     }
-    vd_copy(ev->client, sizeof(ev->client), vd_ctx_field(m->grey_ctx, 0));
-    vd_copy(ev->sender, sizeof(ev->sender), vd_ctx_field(m->grey_ctx, 1));
-    vd_copy(ev->helo, sizeof(ev->helo), vd_ctx_field(m->grey_ctx, 2));
-    vd_copy(ev->client_name, sizeof(ev->client_name), vd_ctx_field(m->grey_ctx, 3));
-    vd_copy(ev->rcpt, sizeof(ev->rcpt), rcpt);
-    vd_policy_domain(ev->sender, ev->helo, ev->policy_domain, sizeof(ev->policy_domain));
+    vd_eval_fill(ev, vd_ctx_field(m->grey_ctx, 0), vd_ctx_field(m->grey_ctx, 2),
+                 vd_ctx_field(m->grey_ctx, 1), rcpt, vd_ctx_field(m->grey_ctx, 3));
     ev->again = 1;
     vd_accept(m);
     m->ev = ev;
@@ -1364,12 +1373,8 @@ void vd_handle(struct srv_conn *c, struct pp_request *req, void *arg)
     m->vd = v;
     m->ev = ev;
     client = pp_get(req, "client_address");
-    vd_copy(ev->client, sizeof(ev->client), client);
-    vd_copy(ev->helo, sizeof(ev->helo), pp_get(req, "helo_name"));
-    vd_copy(ev->sender, sizeof(ev->sender), pp_get(req, "sender"));
-    vd_copy(ev->rcpt, sizeof(ev->rcpt), pp_get(req, "recipient"));
-    vd_copy(ev->client_name, sizeof(ev->client_name), pp_get(req, "client_name"));
-    vd_policy_domain(ev->sender, ev->helo, ev->policy_domain, sizeof(ev->policy_domain));
+    vd_eval_fill(ev, client, pp_get(req, "helo_name"), pp_get(req, "sender"),
+                 pp_get(req, "recipient"), pp_get(req, "client_name"));
     v->st.messages++;
 
     trusted = cidr_list_match(v->trusted, client);
